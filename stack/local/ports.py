@@ -6,7 +6,7 @@ import errno
 import os
 import socket
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -26,40 +26,75 @@ class SocketOwner:
         return f"{self.command} (pid {self.pid})"
 
 
-def _listening_inodes(host: IPv4Address, port: int) -> set[str]:
-    """Inodes of IPv4 sockets listening on ``port`` at ``host`` or at the wildcard address."""
-    wanted = {_proc_address(host, port), _proc_address(IPv4Address("0.0.0.0"), port)}
+@dataclass(frozen=True)
+class Listener:
+    """A listening TCP socket as the kernel reports it."""
+
+    host: IPv4Address | IPv6Address
+    port: int
+    inode: str
+
+
+def _parse_host(hex_host: str) -> IPv4Address | IPv6Address:
+    raw = bytes.fromhex(hex_host)
+    if len(raw) == 4:
+        return IPv4Address(raw[::-1])
+    # tcp6 stores four little-endian 32-bit words; an IPv4-mapped address becomes IPv4.
+    address = IPv6Address(b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+    return address.ipv4_mapped or address
+
+
+def listeners() -> list[Listener]:
+    """Every listening TCP socket of the machine, IPv4 and IPv6."""
+    found: list[Listener] = []
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = (PROC / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == TCP_LISTEN:
+                hex_host, hex_port = fields[1].split(":")
+                found.append(Listener(_parse_host(hex_host), int(hex_port, 16), fields[9]))
+    return found
+
+
+def _socket_inodes(pid: int) -> set[str]:
     inodes: set[str] = set()
     try:
-        lines = (PROC / "net" / "tcp").read_text().splitlines()[1:]
+        for fd in (PROC / str(pid) / "fd").iterdir():
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:["):-1])
     except OSError:
-        return inodes
-    for line in lines:
-        fields = line.split()
-        if len(fields) > 9 and fields[3] == TCP_LISTEN and fields[1] in wanted:
-            inodes.add(fields[9])
+        pass  # the process ended, or is not ours to inspect
     return inodes
 
 
-def _proc_address(host: IPv4Address, port: int) -> str:
-    """The hex form /proc/net/tcp uses: little-endian address, big-endian port."""
-    return f"{int.from_bytes(host.packed, 'little'):08X}:{port:04X}"
+def listening_sockets(pid: int) -> list[Listener]:
+    """The listening sockets process ``pid`` holds."""
+    inodes = _socket_inodes(pid)
+    return [listener for listener in listeners() if listener.inode in inodes]
+
+
+def _covers(listener: Listener, host: IPv4Address, port: int) -> bool:
+    return listener.port == port and (
+        listener.host == host or listener.host.is_unspecified
+    )
 
 
 def owner_of(host: IPv4Address, port: int) -> SocketOwner | None:
-    inodes = {f"socket:[{inode}]" for inode in _listening_inodes(host, port)}
+    inodes = {item.inode for item in listeners() if _covers(item, host, port)}
     if not inodes:
         return None
     for pid_dir in PROC.iterdir():
-        if not pid_dir.name.isdigit():
-            continue
-        try:
-            for fd in (pid_dir / "fd").iterdir():
-                if os.readlink(fd) in inodes:
-                    command = (pid_dir / "comm").read_text().strip()
-                    return SocketOwner(int(pid_dir.name), command)
-        except OSError:
-            continue  # the process ended, or is not ours to inspect
+        if pid_dir.name.isdigit() and _socket_inodes(int(pid_dir.name)) & inodes:
+            try:
+                command = (pid_dir / "comm").read_text().strip()
+            except OSError:
+                continue
+            return SocketOwner(int(pid_dir.name), command)
     return None
 
 

@@ -1,0 +1,242 @@
+"""`come2us`: the one front door to the local cloud (and, later, to AWS)."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from stack.come2us import come2us
+from stack.local.controlplane import ControlPlaneClient, ControlPlaneError, spawn
+from stack.local.endpoints import endpoints
+from stack.local.processes import ProcessRecords, alive
+from stack.local.workspace import Workspace
+from stack.waiting import DeadlineExceeded, wait_for
+
+app = typer.Typer(
+    help="COME2US testbed: bring the local cloud up, inspect it, and take it down.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+chaos = typer.Typer(help="Break things on purpose: stop, kill or start one component.")
+app.add_typer(chaos, name="chaos")
+
+console = Console()
+errors = Console(stderr=True)
+
+STATE_STYLE = {
+    "ready": "green",
+    "starting": "yellow",
+    "stopping": "yellow",
+    "stopped": "dim",
+    "unhealthy": "red",
+    "crashed": "bold red",
+    "failed": "bold red",
+}
+EXIT_NOT_RUNNING = 3
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def status_table(components: list[dict[str, Any]]) -> Table:
+    table = Table(title="COME2US local cloud", title_justify="left")
+    for column in ("AZ", "Component", "Address", "Role", "State", "PID", "Detail"):
+        table.add_column(column, overflow="fold")
+    for row in components:
+        state = row["state"]
+        style = STATE_STYLE.get(state, "")
+        table.add_row(row["zone"], row["name"], row["address"], row["role"],
+                      f"[{style}]{state}[/]", str(row["pid"] or "–"), row["detail"])
+    return table
+
+
+def print_endpoints(workspace: Workspace) -> None:
+    table = Table(title="How to reach it (`eval $(come2us env)` exports these)",
+                  title_justify="left")
+    table.add_column("Variable")
+    table.add_column("Value", overflow="fold")
+    table.add_column("What")
+    for endpoint in endpoints(come2us(), workspace):
+        table.add_row(endpoint.variable, endpoint.value, endpoint.what)
+    console.print(table)
+
+
+@app.command()
+def up(
+    docker: Annotated[bool, typer.Option(
+        "--docker", help="Run the backing services as containers (needs a Docker engine)."
+    )] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every component.")] = 180.0,
+) -> None:
+    """Start the local cloud (or the parts of it that are not running) and wait until ready."""
+    workspace = Workspace.default()
+    backend = "docker" if docker else "process"
+    if docker:
+        from stack.local.containers import docker_engine_status
+
+        engine = docker_engine_status()
+        if not engine.available:
+            raise fail(f"--docker was asked for, but {engine.detail}. Run `come2us up` without "
+                       f"--docker to start the same services as local processes.", 2)
+    client = ControlPlaneClient(workspace)
+    started = time.monotonic()
+    try:
+        if client.is_running():
+            running_backend = client.status()["backend"]
+            if running_backend != backend:
+                raise fail(f"the local cloud already runs with the {running_backend} backend; "
+                           f"`come2us down` first to switch to {backend}", 2)
+        else:
+            console.print(f"Starting the control plane for {workspace.home} …")
+            spawn(workspace, backend)
+        client.up()
+        report = _follow_progress(client, started, timeout)
+    except ControlPlaneError as err:
+        raise fail(str(err)) from err
+    finally:
+        client.close()
+    components = report["components"]
+    console.print(status_table(components))
+    broken = [c for c in components if c["state"] != "ready"]
+    if broken:
+        for component in broken:
+            errors.print(f"[bold red]{component['name']}[/]: {component['detail']}")
+        raise fail(f"{len(broken)} component(s) not ready. Logs: {workspace.logs}. "
+                   f"Fix the cause and run `come2us up` again, or `come2us down`.")
+    print_endpoints(workspace)
+    console.print(f"[green]Local cloud ready[/] in {time.monotonic() - started:.1f} s.")
+
+
+def _follow_progress(client: ControlPlaneClient, started: float,
+                     timeout: float) -> dict[str, Any]:
+    """Print each component's transitions until the control plane has finished starting."""
+    seen: dict[str, str] = {}
+    with console.status("Bringing the local cloud up …") as spinner:
+
+        def show(report: dict[str, Any]) -> None:
+            for row in report["components"]:
+                if seen.get(row["name"]) != row["state"]:
+                    seen[row["name"]] = row["state"]
+                    style = STATE_STYLE.get(row["state"], "")
+                    console.print(f"  {time.monotonic() - started:5.1f}s  {row['zone']:<6} "
+                                  f"{row['name']:<16} [{style}]{row['state']}[/]")
+            waiting = [r["name"] for r in report["components"] if r["state"] == "starting"]
+            spinner.update(f"Waiting for {', '.join(waiting) or 'the control plane'} …")
+
+        return client.wait_started(timeout, on_report=show)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw status.")] = False,
+) -> None:
+    """Show what runs where (AZ, address, role, state), probed now."""
+    workspace = Workspace.default()
+    with ControlPlaneClient(workspace) as client:
+        if not client.is_running():
+            raise fail(f"the local cloud is not running for {workspace.home}; start it with "
+                       f"`come2us up`", EXIT_NOT_RUNNING)
+        report = client.status()
+    if as_json:
+        console.print_json(data=report)
+    else:
+        console.print(status_table(report["components"]))
+        for event in report["events"][-8:]:
+            when = time.strftime("%H:%M:%S", time.localtime(event["at"]))
+            console.print(f"  [dim]{when}[/] {event['component']}: {event['message']}")
+    if any(row["state"] != "ready" for row in report["components"]):
+        raise typer.Exit(1)
+
+
+@app.command()
+def down(
+    purge: Annotated[bool, typer.Option(
+        "--purge", help="Also delete every data directory, log and secret of the local cloud."
+    )] = False,
+) -> None:
+    """Stop every component and the control plane; with --purge, delete their data too."""
+    workspace = Workspace.default()
+    started = time.monotonic()
+    with ControlPlaneClient(workspace) as client:
+        pid = client.pid()
+        if client.is_running():
+            client.down()
+        if pid is not None:
+            try:
+                wait_for(lambda: (True if not alive(pid) else None, f"pid {pid} alive"),
+                         timeout=30, what="control plane exit")
+            except DeadlineExceeded as err:
+                raise fail(str(err)) from err
+    # A control plane that died leaves its servers running: stop them from its records.
+    for name, orphan in ProcessRecords(workspace.processes_file).stop_survivors({}):
+        console.print(f"stopped {name} (pid {orphan}), left by a control plane that died")
+    if purge:
+        workspace.purge()
+        console.print(f"Removed {workspace.home}.")
+    console.print(f"Local cloud down in {time.monotonic() - started:.1f} s.")
+
+
+@app.command()
+def env(
+    reveal: Annotated[bool, typer.Option(help="Print the real password (default).")] = True,
+) -> None:
+    """Print `export` lines for every endpoint: `eval $(come2us env)`."""
+    for endpoint in endpoints(come2us(), Workspace.default(), reveal=reveal):
+        typer.echo(f"export {endpoint.variable}={shlex.quote(endpoint.value)}")
+
+
+@app.command()
+def logs(
+    name: Annotated[str, typer.Argument(help="Component name, e.g. rds-writer.")],
+    lines: Annotated[int, typer.Option("-n", help="How many lines.")] = 40,
+    follow: Annotated[bool, typer.Option("-f", help="Keep printing new lines.")] = False,
+) -> None:
+    """Show a component's log."""
+    workspace = Workspace.default()
+    names = {node.name: node for node in come2us().nodes()}
+    if name not in names and name != "controlplane":
+        raise fail(f"no component named {name!r}; known: {', '.join(sorted(names))}", 2)
+    path = workspace.logs / f"{name}.log"
+    if not path.exists():
+        raise fail(f"{path} does not exist yet: {name} has not been started", 2)
+    argv = ["tail", f"-n{lines}", *(["-F"] if follow else []), str(path)]
+    raise typer.Exit(subprocess.call(argv))
+
+
+def _chaos(name: str, action: str) -> None:
+    with ControlPlaneClient(Workspace.default()) as client:
+        try:
+            result = client.component(name, action)
+        except ControlPlaneError as err:
+            raise fail(str(err)) from err
+    console.print(f"{name}: {result['state']}")
+
+
+@chaos.command("kill")
+def chaos_kill(name: str) -> None:
+    """SIGKILL every process of a component (a host crash)."""
+    _chaos(name, "kill")
+
+
+@chaos.command("stop")
+def chaos_stop(name: str) -> None:
+    """Stop a component gracefully."""
+    _chaos(name, "stop")
+
+
+@chaos.command("start")
+def chaos_start(name: str) -> None:
+    """Start a component that is stopped or crashed."""
+    _chaos(name, "start")
+
+
+if __name__ == "__main__":
+    app()
