@@ -1,8 +1,8 @@
 """Memory of the whole local cloud at idle, per component and in total (target <= 2 GiB).
 
 Brings a cloud up in a scratch workspace (or measures the running one with --reuse), lets it
-settle, then sums RSS and PSS over every process of each component (a component is a process
-group: PostgreSQL's backends, the JVM, …) plus the control plane. Exits 1 over the target.
+settle, then sums RSS and PSS over every process of each component (the server and everything
+below it: PostgreSQL's backends, …) plus the control plane. Exits 1 over the target.
 
     .venv/bin/python bench/idle_memory.py [--settle 20] [--reuse]
 """
@@ -22,8 +22,9 @@ TARGET_BYTES = 2 * 1024**3
 PROC = Path("/proc")
 
 
-def group_members(pgid: int) -> list[int]:
-    members = []
+def descendants(root: int) -> list[int]:
+    """``root`` and every process below it (PostgreSQL backends leave the postmaster's group)."""
+    children: dict[int, list[int]] = {}
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
@@ -32,9 +33,14 @@ def group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
 
 
 def memory_kib(pid: int) -> tuple[int, int]:
@@ -58,7 +64,7 @@ def measure(session: CloudSession) -> int:
     total_rss = total_pss = 0
     print(f"{'component':<18}{'AZ':<8}{'procs':>6}{'RSS MiB':>10}{'PSS MiB':>10}")
     for name, zone, pid in rows:
-        members = group_members(pid) if name != "control plane" else [pid]
+        members = descendants(pid) if name != "control plane" else [pid]
         rss = sum(memory_kib(p)[0] for p in members)
         pss = sum(memory_kib(p)[1] for p in members)
         total_rss, total_pss = total_rss + rss, total_pss + pss

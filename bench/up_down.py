@@ -54,7 +54,8 @@ def main() -> int:
         subprocess.run([COME2US, "down"], env=env, capture_output=True, check=False)
         shutil.rmtree(home, ignore_errors=True)
     up_median, down_median = statistics.median(ups), statistics.median(downs)
-    print(f"warm up:  median {up_median:5.2f} s, max {max(ups):5.2f} s (target <= {UP_TARGET_S:g} s)")
+    print(f"warm up:  median {up_median:5.2f} s, max {max(ups):5.2f} s "
+          f"(target <= {UP_TARGET_S:g} s)")
     print(f"down:     median {down_median:5.2f} s, max {max(downs):5.2f} s "
           f"(target <= {DOWN_TARGET_S:g} s)")
     missed = up_median > UP_TARGET_S or down_median > DOWN_TARGET_S

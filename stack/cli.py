@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import sys
 import time
 from typing import Annotated, Any
 
@@ -26,8 +27,9 @@ app = typer.Typer(
 chaos = typer.Typer(help="Break things on purpose: stop, kill or start one component.")
 app.add_typer(chaos, name="chaos")
 
-console = Console()
-errors = Console(stderr=True)
+# Piped output (CI logs) gets room for the status table instead of rich's 80-column default.
+console = Console(width=None if sys.stdout.isatty() else 160)
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 STATE_STYLE = {
     "ready": "green",
@@ -54,7 +56,7 @@ def status_table(components: list[dict[str, Any]]) -> Table:
         state = row["state"]
         style = STATE_STYLE.get(state, "")
         table.add_row(row["zone"], row["name"], row["address"], row["role"],
-                      f"[{style}]{state}[/]", str(row["pid"] or "–"), row["detail"])
+                      f"[{style}]{state}[/]", str(row["pid"] or "-"), row["detail"])
     return table
 
 
@@ -84,8 +86,9 @@ def up(
 
         engine = docker_engine_status()
         if not engine.available:
-            raise fail(f"--docker was asked for, but {engine.detail}. Run `come2us up` without "
-                       f"--docker to start the same services as local processes.", 2)
+            raise fail(f"--docker was asked for, but {engine}. Start the engine, or run "
+                       f"`come2us up` without --docker to start the same services as local "
+                       f"processes.", 2)
     client = ControlPlaneClient(workspace)
     started = time.monotonic()
     try:
@@ -179,9 +182,21 @@ def down(
     for name, orphan in ProcessRecords(workspace.processes_file).stop_survivors({}):
         console.print(f"stopped {name} (pid {orphan}), left by a control plane that died")
     if purge:
+        if (workspace.home / "docker").exists():
+            _purge_containers(workspace)
         workspace.purge()
         console.print(f"Removed {workspace.home}.")
     console.print(f"Local cloud down in {time.monotonic() - started:.1f} s.")
+
+
+def _purge_containers(workspace: Workspace) -> None:
+    """Container data belongs to the images' users; only the engine can delete all of it."""
+    from stack.local.containers import ContainerBackend, docker_engine_status
+
+    if docker_engine_status().available:
+        backend = ContainerBackend(workspace)
+        backend.down()
+        backend.purge()
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""The COME2US stack, defined once (seed §3–§5).
+"""The COME2US stack, defined once (seed §3-§5).
 
 Host numbers inside each zone's range are the "subnet plan" of the local cloud; the port of a
 node is the port its AWS counterpart uses, so `psql -h 127.0.1.11 -p 5432` reads like RDS.
@@ -62,7 +62,9 @@ def come2us() -> Platform:
             for zone in (az_a, az_b, regional)
         ),
         quorum=2,
-        down_after_ms=1000,
+        # 1 s let a Sentinel declare a freshly promoted master down before it reconnected
+        # (it reconnects at most once a second), causing a second, unwanted failover.
+        down_after_ms=2000,
         failover_timeout_ms=5000,
         append_only=True,
         timeouts=Timeouts(),
@@ -81,6 +83,8 @@ def come2us() -> Platform:
         node_id=1,
         default_partitions=3,
         heap="-Xms256m -Xmx512m",
+        heartbeat_ms=1000,
+        session_timeout_ms=4000,
         timeouts=Timeouts(ready_s=90.0, stop_s=20.0),
     )
     aws = AwsEndpoint(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from psycopg import sql
 from pytest_bdd import given, parsers, then, when
 
 from stack.come2us import come2us
@@ -101,15 +102,16 @@ def session_redis_placement(cloud: CloudSession, scene: Scene) -> None:
 
 # -- PostgreSQL ---------------------------------------------------------------------------------
 
-ROWS_TABLE = "feature_rows"
+ROWS_TABLE = sql.Identifier("feature_rows")
 
 
 def commit_row(scene: Scene, cloud: CloudSession) -> str:
     row_id = str(uuid.uuid4())
     with clients.postgres_writer(scene.model, cloud.workspace) as conn:
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {ROWS_TABLE} (id uuid PRIMARY KEY, note text)")
-        conn.execute(f"INSERT INTO {ROWS_TABLE} VALUES (%s, 'committed on the writer')",
-                     (row_id,))
+        conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (id uuid PRIMARY KEY, note text)")
+                     .format(ROWS_TABLE))
+        conn.execute(sql.SQL("INSERT INTO {} VALUES (%s, 'committed on the writer')")
+                     .format(ROWS_TABLE), (row_id,))
     return row_id
 
 
@@ -118,8 +120,8 @@ def read_row(scene: Scene, cloud: CloudSession, row_id: str) -> tuple[str, str]:
     with clients.postgres_reader(scene.model, cloud.workspace) as conn:
 
         def attempt() -> tuple[tuple[str, str] | None, str]:
-            found = conn.execute(f"SELECT note FROM {ROWS_TABLE} WHERE id = %s",
-                                 (row_id,)).fetchone()
+            found = conn.execute(sql.SQL("SELECT note FROM {} WHERE id = %s")
+                                 .format(ROWS_TABLE), (row_id,)).fetchone()
             return ((found[0], conn.info.host) if found else None), "row not replayed yet"
 
         return wait_for(attempt, timeout=READ_TIMEOUT_S, what="row on the reader endpoint")
@@ -158,14 +160,15 @@ def write_session_key(scene: Scene) -> None:
 def read_session_key_from_replica(scene: Scene) -> None:
     key, value = scene.values["session key"]
     group = scene.model.data.session_redis
-    replicas = clients.session_sentinel(scene.model).discover_slaves(group.master_name)
+    replicas = clients.session_sentinel(scene.model).discover_slaves(  # type: ignore[no-untyped-call]
+        group.master_name)
     in_az_b = [(h, p) for h, p in replicas if h == str(group.replica.host)]
     assert in_az_b, f"Sentinel names no replica in AZ-b: {replicas}"
     replica = clients.redis_at(*in_az_b[0])
 
     def attempt() -> tuple[str | None, str]:
         found = replica.get(key)
-        return found, f"{key} = {found!r} on {in_az_b[0]}"
+        return (str(found) if found is not None else None), f"{key} = {found!r} on {in_az_b[0]}"
 
     assert wait_for(attempt, timeout=READ_TIMEOUT_S, what="key on the replica") == value
 
@@ -191,7 +194,7 @@ def consume_message(scene: Scene, topic: str) -> str:
                 return None, "no message yet"
             if message.error():
                 return None, str(message.error())
-            return message.value().decode(), "received"
+            return bytes(message.value() or b"").decode(), "received"
 
         return wait_for(attempt, timeout=KAFKA_TIMEOUT_S, what=f"a message on {topic}",
                         interval=0)

@@ -7,6 +7,7 @@ the node); the container runner lives in `stack.local.containers`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 from abc import ABC, abstractmethod
@@ -81,10 +82,9 @@ class ProcessRunner(Runner):
         executor = self._executor
         if executor is None:
             return
-        try:
+        # A non-zero code on a requested stop is for the log to explain, not an error.
+        with contextlib.suppress(ProcessFinishedWithError):
             executor.stop()
-        except ProcessFinishedWithError:
-            pass  # a non-zero code on a requested stop is reported by the log, not raised
         self._forget()
 
     def kill(self) -> None:

@@ -34,13 +34,13 @@ def postgres_reader(model: Platform, workspace: Workspace) -> psycopg.Connection
 
 
 def session_sentinel(model: Platform) -> Sentinel:
-    return Sentinel(model.data.session_redis.sentinel_addresses(),
-                    socket_timeout=SOCKET_TIMEOUT_S)
+    return Sentinel(  # type: ignore[no-untyped-call]
+        model.data.session_redis.sentinel_addresses(), socket_timeout=SOCKET_TIMEOUT_S)
 
 
 def session_master(model: Platform) -> redis.Redis:
     group = model.data.session_redis
-    master: redis.Redis = session_sentinel(model).master_for(
+    master: redis.Redis = session_sentinel(model).master_for(  # type: ignore[no-untyped-call]
         group.master_name, socket_timeout=SOCKET_TIMEOUT_S, decode_responses=True)
     return master
 

@@ -118,7 +118,7 @@ class LocalCloud:
         for name, component in self.components.items():
             try:
                 signals[name] = component.process().stop_signal
-            except Exception:  # noqa: BLE001 - an unbuildable spec still gets the default signal
+            except Exception:  # noqa: S112 - an unbuildable spec still gets the default signal
                 continue
         return signals
 
@@ -152,7 +152,7 @@ class LocalCloud:
             if component.runner.pid is not None:
                 self._records.add(name, component.runner.pid)
             health = component.wait_ready()
-        except Exception as err:  # noqa: BLE001 - every failure is reported, none is fatal
+        except Exception as err:  # every failure is reported as the component's state
             self._set(name, State.FAILED, str(err), event=f"failed to start: {err}")
             return
         self._set(name, State.READY, health.detail)

@@ -73,10 +73,10 @@ class Component(ABC):
     def probe(self) -> Health:
         """Ask the server itself whether it answers, with a short timeout."""
 
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027 - optional hook, most servers need nothing
         """Create or verify the data directory before a local process starts."""
 
-    def after_ready(self) -> None:
+    def after_ready(self) -> None:  # noqa: B027 - optional hook
         """Work that needs the server up, e.g. creating buckets or turning on sync commit."""
 
     @property
@@ -122,7 +122,8 @@ class Component(ABC):
         try:
             health = wait_for(attempt, timeout=limit, what=f"{self.name} ready", interval=0.1)
         except DeadlineExceeded as err:
-            raise ComponentError(f"{err}. Last lines of {self.log_file}:\n{self.log_tail()}")
+            raise ComponentError(
+                f"{err}. Last lines of {self.log_file}:\n{self.log_tail()}") from err
         self.after_ready()
         return health
 

@@ -42,7 +42,8 @@ class DataDir:
         try:
             stamp = json.loads(marker.read_text())
         except (OSError, ValueError) as err:
-            raise DataDirError(f"{marker} is unreadable ({err}); the directory is left untouched")
+            raise DataDirError(
+                f"{marker} is unreadable ({err}); the directory is left untouched") from err
         if stamp.get("node") != self.node or stamp.get("kind") != self.kind:
             raise DataDirError(
                 f"{self.path} holds data of {stamp.get('kind')} node {stamp.get('node')!r}, not "

@@ -7,13 +7,13 @@ so a person, a test and a service all connect the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
+from stack.local.aws_clients import aws_environment
 from stack.local.postgres import ADMIN_SECRET
 from stack.local.workspace import Workspace
 from stack.model import Platform
 
-# moto accepts any credentials; fixed ones keep every client of the emulator in one account.
-EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 MASK = "****"
 
 
@@ -26,15 +26,24 @@ class Endpoint:
 
 def endpoints(model: Platform, workspace: Workspace, reveal: bool = False) -> list[Endpoint]:
     data = model.data
-    password = workspace.secret(ADMIN_SECRET) if reveal else MASK
+    password = workspace.secret(ADMIN_SECRET)
+
+    def shown(url: str) -> str:
+        return url if reveal else url.replace(quote(password, safe=""), MASK)
+
     sentinels = ",".join(node.address for node in data.session_redis.sentinels)
+    aws = {
+        "AWS_ENDPOINT_URL": "AWS API (moto): S3, DynamoDB, CloudFormation, …",
+        "AWS_REGION": "region the emulator serves",
+        "AWS_DEFAULT_REGION": "region the emulator serves",
+        "AWS_ACCESS_KEY_ID": "emulator credentials (checked by nobody)",
+        "AWS_SECRET_ACCESS_KEY": "emulator credentials (checked by nobody)",
+    }
     return [
-        Endpoint("AWS_ENDPOINT_URL", model.aws.url, "AWS API (moto): S3, DynamoDB, …"),
-        Endpoint("AWS_DEFAULT_REGION", model.region.name, "region of the emulator"),
-        *(Endpoint(k, v, "emulator credentials") for k, v in EMULATOR_CREDENTIALS.items()),
-        Endpoint("COME2US_DATABASE_URL", data.postgres.writer_url(password),
+        *(Endpoint(k, v, aws[k]) for k, v in aws_environment(model.aws).items()),
+        Endpoint("COME2US_DATABASE_URL", shown(data.postgres.writer_url(password)),
                  "PostgreSQL writer endpoint"),
-        Endpoint("COME2US_DATABASE_READER_URL", data.postgres.reader_url(password),
+        Endpoint("COME2US_DATABASE_READER_URL", shown(data.postgres.reader_url(password)),
                  "PostgreSQL reader endpoint"),
         Endpoint("COME2US_SESSION_SENTINELS", sentinels, "session Redis, through Sentinel"),
         Endpoint("COME2US_SESSION_MASTER", data.session_redis.master_name,

@@ -55,8 +55,6 @@ META_PROPERTIES = "meta.properties"
 METADATA_LOG = "__cluster_metadata-0"
 FORMAT_TIMEOUT_S = 120.0
 PROBE_TIMEOUT_S = 1.0
-BROKER_HEARTBEAT_MS = 1000
-BROKER_SESSION_TIMEOUT_MS = 4000
 
 # What kafka-run-class.sh gives a broker (G1 with short pauses, headless), minus remote JMX and
 # GC log files; plus exit-on-OOM, so a broker out of heap dies and is seen dead instead of limping,
@@ -127,8 +125,8 @@ def server_properties(cluster: KafkaCluster, log_dir: Path) -> dict[str, str]:
         # After a crash (kill -9, an AZ outage) the restarted broker is refused as a duplicate
         # until the controller has timed out the dead one's session: 9 s by default, measured as
         # 12.8 s from start to ready. Faster heartbeats on loopback make that about 4 s.
-        "broker.heartbeat.interval.ms": str(BROKER_HEARTBEAT_MS),
-        "broker.session.timeout.ms": str(BROKER_SESSION_TIMEOUT_MS),
+        "broker.heartbeat.interval.ms": str(cluster.heartbeat_ms),
+        "broker.session.timeout.ms": str(cluster.session_timeout_ms),
         # Consumers of a new group get partitions at once instead of after the 3 s default.
         "group.initial.rebalance.delay.ms": "0",
         # As on MSK with auto.create.topics.enable: services publish without creating topics.

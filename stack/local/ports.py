@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import os
 import socket
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
@@ -64,7 +63,7 @@ def _socket_inodes(pid: int) -> set[str]:
     inodes: set[str] = set()
     try:
         for fd in (PROC / str(pid) / "fd").iterdir():
-            target = os.readlink(fd)
+            target = str(fd.readlink())
             if target.startswith("socket:["):
                 inodes.add(target[len("socket:["):-1])
     except OSError:

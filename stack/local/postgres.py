@@ -30,8 +30,9 @@ from stack.model import Node, Platform, PostgresCluster
 from stack.waiting import wait_for
 
 POSTGRES_OS_USER = "postgres"
-ADMIN_SECRET = "postgres-admin-password"
-REPLICATION_SECRET = "postgres-replication-password"
+# Names under which Workspace.secret() keeps the generated passwords (not passwords).
+ADMIN_SECRET = "postgres-admin-password"  # noqa: S105
+REPLICATION_SECRET = "postgres-replication-password"  # noqa: S105
 PG_HBA = """\
 # Written by come2us: password logins from loopback only; no Unix sockets are opened.
 host  all          all  127.0.0.0/8  scram-sha-256

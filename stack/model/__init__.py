@@ -1,4 +1,4 @@
-"""Typed description of the COME2US deployment: placement, data layer, (later) network and compute."""
+"""Typed description of the COME2US deployment: placement, data layer, later network, compute."""
 
 from stack.model.data import (
     AwsEndpoint,

@@ -120,6 +120,9 @@ class KafkaCluster:
     node_id: int
     default_partitions: int
     heap: str
+    # A restarted broker is refused as a duplicate until the dead one's session times out.
+    heartbeat_ms: int
+    session_timeout_ms: int
     timeouts: Timeouts
 
     @property
