@@ -20,6 +20,8 @@ declare -A NEEDED=(
   [java]=openjdk-17-jre-headless
   [mvn]=maven
   [git]=git
+  [haproxy]=haproxy   # the ALB's data plane
+  [wrk]=wrk           # load generator of the benchmarks
 )
 
 have() {
