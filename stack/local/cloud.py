@@ -72,10 +72,14 @@ def build_components(model: Platform, workspace: Workspace, backend: Backend) ->
 
 
 class LocalCloud:
-    def __init__(self, model: Platform, workspace: Workspace, backend: Backend) -> None:
+    def __init__(self, model: Platform, workspace: Workspace, backend: Backend,
+                 components: Iterable[Component] | None = None) -> None:
+        """The model's components, or ``components`` instead (how unit tests supervise fakes)."""
         self.model = model
         self.workspace = workspace
-        self.components = {c.name: c for c in build_components(model, workspace, backend)}
+        if components is None:
+            components = build_components(model, workspace, backend)
+        self.components = {c.name: c for c in components}
         self._states = {name: State.STOPPED for name in self.components}
         self._details = {name: "" for name in self.components}
         self._events: deque[Event] = deque(maxlen=200)
@@ -130,6 +134,11 @@ class LocalCloud:
                 if self.state(name) is State.READY and self.components[name].runner.running():
                     ready[name].set()
             pending = [c for c in self.components.values() if not ready[c.name].is_set()]
+            for component in pending:
+                # A failure left by an earlier `up` must not fail this one's dependents before
+                # the component has been tried again.
+                if self.state(component.name) is State.FAILED:
+                    self._set(component.name, State.STARTING, "retrying")
             with ThreadPoolExecutor(max_workers=max(1, len(pending))) as pool:
                 for component in pending:
                     pool.submit(self._bring_up, component, ready)

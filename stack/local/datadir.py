@@ -41,13 +41,19 @@ class DataDir:
             )
         try:
             stamp = json.loads(marker.read_text())
+            if not isinstance(stamp, dict):
+                raise ValueError(f"a JSON {type(stamp).__name__}, not an object")
         except (OSError, ValueError) as err:
             raise DataDirError(
-                f"{marker} is unreadable ({err}); the directory is left untouched") from err
+                f"{marker} is unreadable ({err}); the directory {self.path} is left untouched. "
+                f"Move it away, or remove every local data directory with "
+                f"`come2us down --purge`."
+            ) from err
         if stamp.get("node") != self.node or stamp.get("kind") != self.kind:
             raise DataDirError(
                 f"{self.path} holds data of {stamp.get('kind')} node {stamp.get('node')!r}, not "
-                f"of {self.kind} node {self.node!r}; it is left untouched. Move it away or purge."
+                f"of {self.kind} node {self.node!r}; it is left untouched. Move it away, or "
+                f"remove every local data directory with `come2us down --purge`."
             )
         if check is not None:
             problem = check(self.path)

@@ -29,7 +29,9 @@ def endpoints(model: Platform, workspace: Workspace, reveal: bool = False) -> li
     password = workspace.secret(ADMIN_SECRET)
 
     def shown(url: str) -> str:
-        return url if reveal else url.replace(quote(password, safe=""), MASK)
+        # Only the userinfo's password: the same text may also be the user, database or a port.
+        secret = f":{quote(password, safe='')}@"
+        return url if reveal else url.replace(secret, f":{MASK}@", 1)
 
     sentinels = ",".join(node.address for node in data.session_redis.sentinels)
     aws = {

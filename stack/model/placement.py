@@ -51,10 +51,11 @@ class Region:
     regional: Zone
 
     def zone(self, label: str) -> Zone:
-        for zone in (*self.zones, self.regional):
+        every = (*self.zones, self.regional)
+        for zone in every:
             if zone.label == label:
                 return zone
-        raise KeyError(f"no zone labelled {label!r}; known: {[z.label for z in self.zones]}")
+        raise KeyError(f"no zone labelled {label!r}; known: {[z.label for z in every]}")
 
 
 def seoul() -> Region:
