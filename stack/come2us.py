@@ -22,6 +22,13 @@ from stack.model import (
     RedisSessionGroup,
     Timeouts,
 )
+from stack.model.compute import (
+    Compute,
+    HealthCheck,
+    Scaling,
+    ScalingMode,
+    ServiceSpec,
+)
 from stack.model.placement import seoul
 
 # Host numbers inside each zone's /24: one per process, the same number in every AZ for the
@@ -32,6 +39,36 @@ SESSION_REDIS_HOST = 21
 SENTINEL_HOST = 22
 CACHE_REDIS_HOST = 31
 KAFKA_HOST = 41
+
+
+# ALB health checks scaled down for the local runtime (AWS defaults: 30 s, 5 s, 5, 2, grace 60 s+).
+LOCAL_HEALTH = HealthCheck(path="/actuator/health", interval_s=1.0, timeout_s=0.5,
+                           healthy_threshold=2, unhealthy_threshold=2, grace_period_s=15.0)
+
+
+def services() -> tuple[ServiceSpec, ...]:
+    """The programs of §2/§4 with the seed's min/max tasks (§7-2)."""
+    fixed, auto = ScalingMode.FIXED_MINIMUM, ScalingMode.AUTO
+    core = ("discovery", "config")
+    return (
+        ServiceSpec("discovery", "services.discovery", 8761, 256, 512, LOCAL_HEALTH,
+                    Scaling(1, 2, fixed)),
+        ServiceSpec("config", "services.config", 8888, 256, 512, LOCAL_HEALTH,
+                    Scaling(1, 2, fixed), depends_on=("discovery",)),
+        ServiceSpec("gateway", "services.gateway", 8080, 512, 1024, LOCAL_HEALTH,
+                    Scaling(1, 2, fixed), depends_on=core),
+        ServiceSpec("user-service", "services.user", 8081, 256, 512, LOCAL_HEALTH,
+                    Scaling(1, 4, auto), depends_on=core),
+        ServiceSpec("product-service", "services.product", 8082, 512, 1024, LOCAL_HEALTH,
+                    Scaling(1, 6, auto), depends_on=core),
+        ServiceSpec("order-service", "services.order", 8083, 256, 512, LOCAL_HEALTH,
+                    Scaling(1, 4, auto), depends_on=core),
+        ServiceSpec("payment-service", "services.payment", 8084, 256, 512, LOCAL_HEALTH,
+                    Scaling(1, 3, ScalingMode.LIMITED), depends_on=core),
+        ServiceSpec("ai-service", "services.ai", 8085, 1024, 2048, LOCAL_HEALTH,
+                    Scaling(1, 2, ScalingMode.MANUAL, target_cpu_percent=None),
+                    depends_on=core),
+    )
 
 
 @cache
@@ -111,6 +148,7 @@ def come2us() -> Platform:
             ),
             lock_table=LockTable(name="come2us-deploy-lock", partition_key="LockID"),
         ),
+        compute=Compute(services=services(), instances=()),
     )
     platform.validate()
     return platform

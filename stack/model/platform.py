@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from stack.model.compute import Compute
 from stack.model.data import AwsEndpoint, DataLayer
 from stack.model.placement import Node, Region
 
@@ -15,6 +16,7 @@ class Platform:
     region: Region
     aws: AwsEndpoint
     data: DataLayer
+    compute: Compute
 
     def nodes(self) -> tuple[Node, ...]:
         """Every server process of the model, in no particular order."""
@@ -25,6 +27,7 @@ class Platform:
             *data.session_redis.nodes,
             *data.cache_redis.nodes,
             *data.kafka.nodes,
+            *(instance.node for instance in self.compute.instances),
         )
 
     def validate(self) -> None:
