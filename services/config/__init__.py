@@ -1,0 +1,1 @@
+"""Config server: Spring Cloud Config compatible, serving a git repository, with a refresh bus."""
