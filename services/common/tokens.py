@@ -1,0 +1,86 @@
+"""The access-token and revocation contract between the user service and the gateway.
+
+The user service issues RS256 access tokens and revokes them; the gateway verifies them at the
+edge and refuses revoked ones without a Redis round trip per request. Both sides import the
+names below so neither can drift:
+
+- **Claims.** Every access token carries ``sub`` (user id), ``roles`` (list of role names),
+  ``sid`` (login session id: one per login, shared by the refresh chain), ``jti`` (this token's
+  id), ``iss``, ``iat`` and ``exp`` (seconds since the epoch).
+- **Revocation.** Revoking a whole session (logout, password change) or one token writes
+  ``revoked:sid:<sid>`` or ``revoked:jti:<jti>`` in the *session* Redis with a TTL of at least
+  :data:`MAX_ACCESS_TOKEN_TTL_S` (after that every token it could match has expired anyway), then
+  publishes ``sid:<sid>`` or ``jti:<jti>`` on the channel :data:`REVOCATION_CHANNEL`.
+- **Readers** (the gateway) keep the revoked ids in memory: a SCAN of ``revoked:*`` at start and
+  after every reconnect (a failover may have dropped messages), the channel in between.
+
+The key is written before the message is published, in one MULTI/EXEC, so a reader that loads by
+SCAN after subscribing cannot miss a revocation that happened in between.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from redis.asyncio import Redis
+
+ISSUER_DEFAULT = "come2us-user-service"
+ALGORITHM = "RS256"
+# The longest lifetime an access token may have; revocation keys must outlive it.
+MAX_ACCESS_TOKEN_TTL_S = 15 * 60
+REQUIRED_CLAIMS = ("sub", "roles", "sid", "jti", "iss", "iat", "exp")
+
+REVOCATION_CHANNEL = "revocations"
+REVOKED_KEY_PREFIX = "revoked:"
+REVOKED_KEY_PATTERN = REVOKED_KEY_PREFIX + "*"
+
+RevocationKind = Literal["sid", "jti"]
+KINDS: tuple[RevocationKind, ...] = ("sid", "jti")
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """One revoked session (``sid``) or token (``jti``)."""
+
+    kind: RevocationKind
+    value: str
+
+    @property
+    def key(self) -> str:
+        """The Redis key that records it: ``revoked:sid:<sid>``."""
+        return f"{REVOKED_KEY_PREFIX}{self.kind}:{self.value}"
+
+    @property
+    def message(self) -> str:
+        """What goes on :data:`REVOCATION_CHANNEL`: ``sid:<sid>``."""
+        return f"{self.kind}:{self.value}"
+
+
+def parse_message(message: str) -> Revocation | None:
+    """A channel message as a Revocation, or None when it is not one (ignored, not fatal)."""
+    kind, sep, value = message.partition(":")
+    if not sep or not value or kind not in KINDS:
+        return None
+    return Revocation(kind, value)
+
+
+def parse_key(key: str) -> Revocation | None:
+    """A ``revoked:<kind>:<value>`` key as a Revocation, or None for anything else."""
+    if not key.startswith(REVOKED_KEY_PREFIX):
+        return None
+    return parse_message(key[len(REVOKED_KEY_PREFIX):])
+
+
+async def revoke(
+    redis: Redis, revocation: Revocation, ttl_s: int = MAX_ACCESS_TOKEN_TTL_S
+) -> None:
+    """Record a revocation and announce it, atomically (the writing side of the contract).
+
+    The TTL is clamped up to :data:`MAX_ACCESS_TOKEN_TTL_S`: a shorter one could let a revoked
+    token that is still valid become usable again.
+    """
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.set(revocation.key, "1", ex=max(ttl_s, MAX_ACCESS_TOKEN_TTL_S))
+        pipe.publish(REVOCATION_CHANNEL, revocation.message)
+        await pipe.execute()
