@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import uvicorn
 from pydantic import ValidationError
 
+from services.common.logs import configure_logging
 from services.config.app import build_repository, create_app
 from services.config.repository import RepositoryError
 from services.config.settings import (
@@ -22,6 +23,7 @@ from services.config.settings import (
     DEFAULT_LABEL,
     DEFAULT_PORT,
     DEFAULT_SEARCH_PATH,
+    SERVICE_NAME,
     ConfigServerSettings,
 )
 
@@ -56,8 +58,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> ConfigServerSettings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_arguments(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(SERVICE_NAME)
     try:
         repository = build_repository(settings)
         label, commit = repository.resolve(None)
@@ -68,8 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
              repository.search_path, label, commit,
              f"{settings.bus_topic} at {settings.kafka}" if settings.kafka else "off")
     app = create_app(settings, repository)
+    # JSON logging is configured above; uvicorn must not install its own handlers. No access
+    # log: clients fetch at start and on refresh, and the repository logs what it reads.
     uvicorn.run(app, host=str(settings.host), port=settings.port, log_level="info",
-                access_log=False)
+                access_log=False, log_config=None)
     return 0
 
 

@@ -12,7 +12,8 @@ so that a two-segment file path is never read as an application and a profile.
     POST /actuator/busrefresh[/{destination}]         RefreshRemoteApplicationEvent, 204
     GET  /actuator/health, /health                    {"status": "UP", ...}
 
-Errors are JSON in Spring Boot's shape: timestamp, status, error, message, path.
+Errors are JSON in Spring Boot's shape: timestamp, status, error, message, path, requestId (the
+``X-Request-Id`` the response carries too).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.common.logs import RequestIdMiddleware, current_request_id
 from services.config.bus import BusPublisher, BusUnavailable
 from services.config.formats import FileFormat, render
 from services.config.repository import (
@@ -41,12 +43,14 @@ from services.config.settings import SERVICE_NAME, ConfigServerSettings
 
 
 def error_body(status: int, message: str, path: str) -> dict[str, object]:
+    """Spring Boot's error attributes; ``requestId`` as Spring WebFlux adds it, for the logs."""
     return {
         "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "status": status,
         "error": HTTPStatus(status).phrase,
         "message": message,
         "path": path,
+        "requestId": current_request_id(),
     }
 
 
@@ -83,6 +87,7 @@ def create_app(
                 await bus.close()
 
     app = FastAPI(title="COME2US config server", lifespan=lifespan)
+    app.add_middleware(RequestIdMiddleware)
     app.state.repository = repo
     app.state.publisher = bus
 

@@ -100,6 +100,7 @@ def test_unknown_label_is_a_json_404_naming_it(client: TestClient) -> None:
     assert body["error"] == "Not Found"
     assert body["message"] == "No such label: no-such-branch"
     assert body["path"] == "/gateway/local/no-such-branch"
+    assert body["requestId"] == response.headers["X-Request-Id"]
 
 
 def test_unknown_application_gets_application_yml(client: TestClient) -> None:
