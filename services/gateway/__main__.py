@@ -4,9 +4,10 @@ Settings come from the config server (application ``gateway``, ``--profile``), o
 file (``--settings-file``) for tests and benchmarks. With ``--kafka-bootstrap`` the gateway
 listens on the refresh bus and applies new routes and limits without a restart. Instances come
 from discovery (``--discovery-url``, repeatable; the gateway registers itself there too) or
-from ``--instance APP=HOST:PORT`` (repeatable) without discovery. The session Redis (revocations
-and the shared rate limits) can be given on the command line, overriding the settings:
-``--sentinels h:p,h:p --session-master session`` or ``--redis-url redis://…``.
+from ``--instance APP=HOST:PORT`` (repeatable) without discovery. What the runtime knows better
+than the configuration overrides it: the session Redis (revocations and the shared rate limits:
+``--sentinels h:p,h:p --session-master session`` or ``--redis-url redis://…``), the token
+public key (``--jwt-public-key FILE [--jwt-issuer ISS]``) and the blue/green ``--colour``.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from services.common.bus import BusListener
 from services.common.eureka import DiscoveryClient, Registration
 from services.common.logs import configure_logging
 from services.common.settings import RefreshableSettings, load_or_exit
+from services.common.tokens import ISSUER_DEFAULT
 from services.gateway import session_redis
 from services.gateway.gateway import Gateway
 from services.gateway.instances import Instance, InstanceSource, StaticInstances
-from services.gateway.settings import GatewaySettings, RedisSettings, SettingsError
+from services.gateway.settings import GatewaySettings, JwtSettings, RedisSettings, SettingsError
 from services.gateway.sources import (
     APPLICATION,
     EurekaInstances,
@@ -61,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sentinels", help="session Redis Sentinels, host:port,host:port")
     parser.add_argument("--session-master", default=None, help="Sentinel master name")
     parser.add_argument("--redis-url", help="session Redis URL (instead of Sentinel)")
+    parser.add_argument("--jwt-public-key", type=Path,
+                        help="PEM file of the user service's token-signing public key")
+    parser.add_argument("--jwt-issuer", help="expected token issuer (with --jwt-public-key)")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -79,6 +84,11 @@ def _static_instances(entries: list[str]) -> StaticInstances:
 def _overrides(settings: GatewaySettings, args: argparse.Namespace) -> GatewaySettings:
     """Command-line values win over configuration: the runtime knows addresses and colour."""
     changes: dict[str, Any] = {}
+    if args.jwt_public_key is not None:
+        base = settings.jwt or JwtSettings(issuer=ISSUER_DEFAULT, public_key_pem="")
+        changes["jwt"] = dataclasses.replace(
+            base, public_key_pem=args.jwt_public_key.read_text(),
+            issuer=args.jwt_issuer or base.issuer)
     if args.colour:
         changes["colour"] = args.colour
     if args.sentinels or args.redis_url:

@@ -1,7 +1,8 @@
 """One JSON line per request, written in batches so logging is not a syscall per request.
 
-A request appends a tuple (no formatting); every ``interval`` (and whenever a batch reaches
-``max_batch``) the batch is serialised and written with one ``write``. Lines look like::
+A request appends a tuple to ``batch`` (no formatting, no call: the forwarding path appends
+directly); every ``interval`` the batch is serialised and written with one ``write``.
+Lines look like::
 
     {"ts":"2026-05-01T10:00:00.123Z","level":"INFO","logger":"services.gateway.access",
      "message":"GET /api/users/1 200","service":"gateway","request_id":"…","method":"GET",
@@ -47,12 +48,15 @@ def format_entry(entry: Entry, service: str = "gateway") -> str:
     several times more, and this runs once per request.
     """
     ts, request_id, method, path, route, upstream, status, size, duration_ms, client = entry
+    # Request ids (checked against [A-Za-z0-9._:-] or generated), HTTP methods (the parser's
+    # fixed tokens) and IP addresses need no escaping; everything else is quoted.
+    path_json = _quote(path)
     return (f'{{"ts":"{_timestamp(ts)}","level":"INFO","logger":"{LOGGER}",'
-            f'"message":{_quote(f"{method} {path} {status}")},"service":{_quote(service)},'
-            f'"request_id":{_quote(request_id)},"method":{_quote(method)},'
-            f'"path":{_quote(path)},"route":{_quote(route)},"upstream":{_quote(upstream)},'
+            f'"message":"{method} {path_json[1:-1]} {status}","service":"{service}",'
+            f'"request_id":"{request_id}","method":"{method}",'
+            f'"path":{path_json},"route":{_quote(route)},"upstream":{_quote(upstream)},'
             f'"status":{status},"bytes":{size},"duration_ms":{duration_ms:.3f},'
-            f'"client":{_quote(client)}}}')
+            f'"client":"{client}"}}')
 
 
 class AccessLog:
@@ -62,17 +66,17 @@ class AccessLog:
         self.fd = fd
         self.max_batch = max_batch
         self.enabled = enabled
-        self._batch: list[Entry] = []
+        self.batch: list[Entry] = []
 
     def record(self, entry: Entry) -> None:
         if not self.enabled:
             return
-        self._batch.append(entry)
-        if len(self._batch) >= self.max_batch:
+        self.batch.append(entry)
+        if len(self.batch) >= self.max_batch:
             self.flush()
 
     def flush(self) -> None:
-        batch, self._batch = self._batch, []
+        batch, self.batch = self.batch, []
         if not batch:
             return
         data = ("\n".join(format_entry(entry) for entry in batch) + "\n").encode()

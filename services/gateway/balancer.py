@@ -51,6 +51,12 @@ class Balancer:
         """Skip ``instance`` (by address: one process behind several ids) for ``eject_s``."""
         self._ejected[instance.address] = self.clock() + self.eject_s
 
+    def ejected(self) -> list[str]:
+        """``host:port`` of every instance skipped right now (for the health endpoint)."""
+        now = self.clock()
+        return sorted(f"{host}:{port}" for (host, port), until in self._ejected.items()
+                      if until > now)
+
     def is_ejected(self, instance: Instance) -> bool:
         until = self._ejected.get(instance.address)
         return until is not None and until > self.clock()

@@ -78,6 +78,8 @@ class CircuitBreaker:
 
     def record(self, failure: bool) -> None:
         """The outcome of a call that ``allow()`` let through."""
+        if not failure and not self._failures and len(self._window) == self.settings.window_size:
+            return  # a success into a full window of successes changes nothing (the usual case)
         if self.state is State.HALF_OPEN:
             self._trials_in_flight = max(0, self._trials_in_flight - 1)
             if failure:

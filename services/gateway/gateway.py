@@ -106,7 +106,8 @@ class Gateway:
                 "revocations": {"status": "UP" if revocations_up else "DOWN",
                                 "revoked": len(self.revoked)},
                 "discovery": {"status": "UP", "instances": {
-                    app.lower(): len(self.catalog.get(app)) for app in sorted(self.table.apps)}},
+                    app.lower(): len(self.catalog.get(app)) for app in sorted(self.table.apps)},
+                    "ejected": self.balancer.ejected()},
                 "circuitBreakers": {"status": "UP", "notClosed": open_circuits},
             },
         }

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, cast
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from services.gateway.auth import AuthError, Identity, bearer_token
+from services.gateway.breaker import State
 from services.gateway.errors import error_response, reason
 from services.gateway.routes import strip_prefix
 from services.gateway.upstream import BLOCK_UPSTREAM, UpstreamConnection, UpstreamPool
@@ -96,7 +97,7 @@ class ClientConnection(asyncio.Protocol):
     """One client connection: parses requests and serves them in order."""
 
     __slots__ = ("active", "blocked", "close_after_active", "closed", "gateway", "headers",
-                 "parser", "parsing", "peer", "queue", "transport", "upgrade", "url",
+                 "parser", "parsing", "peer", "peer_bytes", "queue", "transport", "upgrade", "url",
                  "write_blocked")
 
     def __init__(self, gateway: Gateway) -> None:
@@ -104,6 +105,7 @@ class ClientConnection(asyncio.Protocol):
         self.parser = HttpRequestParser(self)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set on connect
         self.peer = "-"
+        self.peer_bytes = b"-"
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.parsing: Exchange | None = None
@@ -122,6 +124,7 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = peer[0]
+            self.peer_bytes = self.peer.encode("latin-1")
         self.gateway.clients.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -208,7 +211,8 @@ class ClientConnection(asyncio.Protocol):
         if self.active is not exchange:
             return
         self.active = None
-        self.unblock_reading(BLOCK_UPSTREAM | BLOCK_PENDING)
+        if self.blocked:
+            self.unblock_reading(BLOCK_UPSTREAM | BLOCK_PENDING)
         if not exchange.keep_alive or self.close_after_active:
             self.transport.close()
             return
@@ -277,7 +281,6 @@ class Exchange:
 
         # One pass over the headers: forward most as they are, note the ones that matter.
         lines: list[bytes] = []
-        names: list[bytes] = []
         request_id = auth = xff = proto = fhost = None
         host = b""
         chunked = expect = False
@@ -288,11 +291,9 @@ class Exchange:
             code = codes.get(lname)
             if code is None:
                 lines.append(name + b": " + value + b"\r\n")
-                names.append(lname)
             elif code == _KEEP_AUTH:
                 auth = value
                 lines.append(name + b": " + value + b"\r\n")
-                names.append(lname)
             elif code == _HOST:
                 host = value
             elif code == _REQUEST_ID:
@@ -312,9 +313,9 @@ class Exchange:
                 chunked = b"chunked" in value.lower()
             elif code == _EXPECT:
                 expect = value.lower() == b"100-continue"
-        if connection_tokens:
-            lines = [line for line, lname in zip(lines, names, strict=True)
-                     if lname not in connection_tokens]
+        if connection_tokens:  # rare: headers the client declared hop-by-hop
+            lines = [line for line in lines
+                     if line.split(b":", 1)[0].lower() not in connection_tokens]
         self.auth = auth
         self.req_chunked = chunked
         self.expect_continue = expect
@@ -323,8 +324,8 @@ class Exchange:
             self.request_id = request_id.decode("ascii")
         else:
             self.request_id = gateway.new_request_id()
-        rid = self.request_id.encode("ascii")
-        peer = client.peer.encode("latin-1")
+        self.rid = rid = self.request_id.encode("ascii")
+        peer = client.peer_bytes
         lines.append(b"x-request-id: " + rid + b"\r\nx-forwarded-for: "
                      + (xff + b", " + peer if xff else peer)
                      + b"\r\nx-forwarded-proto: " + (proto or b"http")
@@ -371,7 +372,7 @@ class Exchange:
 
         verifier = gateway.verifier
         token = bearer_token(self.auth) if self.auth is not None else None
-        if not table.is_public(method, path):
+        if not (table.public and table.is_public(method, path)):
             if verifier is None:
                 self.fail(401, "token verification is not configured",
                           WWW_AUTHENTICATE_MISSING)
@@ -384,7 +385,8 @@ class Exchange:
             except AuthError as error:
                 self.fail(401, str(error), WWW_AUTHENTICATE)
                 return
-            if gateway.revoked.is_revoked(identity):
+            revoked = gateway.revoked
+            if identity.sid in revoked.sids or identity.jti in revoked.jtis:
                 self.fail(401, "token revoked", WWW_AUTHENTICATE)
                 return
             self.identity = identity
@@ -410,7 +412,7 @@ class Exchange:
                 return
 
         breaker = gateway.breakers[route.id]
-        if not breaker.allow():
+        if breaker.state is not State.CLOSED and not breaker.allow():
             wait = max(1, int(breaker.retry_after_s() + 0.999))
             self.fail(503, f"circuit open for route {route.id}", b"retry-after: %d\r\n" % wait)
             return
@@ -447,7 +449,11 @@ class Exchange:
             return
         self.instance = instance
         self.attempts += 1
-        pool = self.gateway.pools.get(instance.host, instance.port)
+        pool = route.pool if route.target.instance is not None else None
+        if pool is None:
+            pool = self.gateway.pools.get(instance.host, instance.port)
+            if route.target.instance is not None:
+                route.pool = pool
         conn = pool.acquire()
         if conn is not None:
             self.attach(conn, pool)
@@ -494,7 +500,7 @@ class Exchange:
             self.pending = None
             self.pending_bytes = 0
             self.client.unblock_reading(BLOCK_PENDING)
-        conn.write(data)
+        conn.transport.write(data)  # type: ignore[union-attr]  # connected: has a transport
         if self.client.write_blocked and conn.transport is not None:
             conn.transport.pause_reading()
         gateway = self.gateway
@@ -615,7 +621,7 @@ class Exchange:
             self.until_close = not chunked
             self.keep_alive = False
         self.body_mode = mode
-        lines.append(b"x-request-id: " + self.request_id.encode("ascii") + b"\r\n")
+        lines.append(b"x-request-id: " + self.rid + b"\r\n")
         if self.rate_headers:
             lines.append(self.rate_headers)
         if not self.keep_alive:
@@ -749,7 +755,7 @@ class Exchange:
         now = gateway.clock()
         route = self.route
         instance = self.instance
-        access_log.record((
+        access_log.batch.append((
             gateway.wall_offset + self.started, self.request_id, self.method.decode("latin-1"),
             self.path, route.id if route is not None else "-",
             instance.instance_id if instance is not None else "-", self.status,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from services.gateway.instances import Instance
@@ -140,12 +141,14 @@ def rate_limit_headers(limit: RateLimitSettings) -> bytes:
 class Route:
     """A compiled route: what it matches, where it goes, and how it is protected."""
 
-    __slots__ = ("breaker", "connect_timeout_s", "id", "methods", "paths", "rate_limit",
+    __slots__ = ("breaker", "connect_timeout_s", "id", "methods", "paths", "pool", "rate_limit",
                  "rate_limit_lines", "response_timeout_s", "retries", "strip", "target", "uri")
 
     def __init__(self, spec: RouteSettings, settings: GatewaySettings) -> None:
         self.id = spec.id
         self.uri = spec.uri
+        # The upstream pool of a fixed-address route, found once (set by the proxy).
+        self.pool: Any = None
         self.target = parse_target(spec.uri)
         self.paths = PathMatcher(p for pred in spec.predicates if pred.name == "Path"
                                  for p in pred.values)
@@ -216,15 +219,25 @@ class RouteTable:
         self.public = tuple(public)
         self.apps = frozenset(r.target.app for r in self.routes if r.target.app is not None)
 
+    # Both run per request: the predicate checks are written out (PathMatcher.matches inline)
+    # because a Python call per route and pattern is most of what matching costs.
     def match(self, method: bytes, path: str) -> Route | None:
         for route in self.routes:
-            if route.matches(method, path):
+            if route.methods is not None and method not in route.methods:
+                continue
+            paths = route.paths
+            if path in paths._exact or path.startswith(paths._prefixes) or (
+                    paths._regex is not None and paths._regex.fullmatch(path) is not None):
                 return route
         return None
 
     def is_public(self, method: bytes, path: str) -> bool:
-        for rule in self.public:  # noqa: SIM110  # per request: a loop beats any(generator)
-            if rule.matches(method, path):
+        for rule in self.public:
+            if rule.methods is not None and method not in rule.methods:
+                continue
+            paths = rule.paths
+            if path in paths._exact or path.startswith(paths._prefixes) or (
+                    paths._regex is not None and paths._regex.fullmatch(path) is not None):
                 return True
         return False
 

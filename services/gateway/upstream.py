@@ -129,9 +129,19 @@ class UpstreamConnection(asyncio.Protocol):
         """Back to the pool after a complete response on a keep-alive connection."""
         self.exchange = None
         self.received = False
-        if self.transport is not None and self.transport.is_reading() is False:
-            self.transport.resume_reading()
-        self.pool.release(self)
+        transport = self.transport
+        if transport is not None and not transport.is_reading():
+            transport.resume_reading()
+        pool = self.pool
+        if self.closed:
+            return
+        idle = pool._idle
+        if len(idle) >= pool.max_idle:
+            self.close()
+            return
+        self.uses += 1
+        self.idle_since = pool.loop.time()
+        idle.append(self)
 
 
 BLOCK_UPSTREAM = 1  # client reading blocked because the upstream's write buffer is full

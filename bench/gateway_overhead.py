@@ -1,0 +1,310 @@
+"""What the gateway costs a request (issue 3): throughput, latency and its own CPU per request.
+
+Part 1 — overhead against a Python service. wrk (-t1 -c64) asks a small JSON GET of a FastAPI
+service running one uvicorn worker (uvloop + httptools), directly and through the gateway
+(protected route: JWT verification, routing, breaker, access log all on; a valid token in the
+Authorization header), interleaved ``--rounds`` times for ``--duration`` seconds each. Targets,
+on the medians: gateway throughput >= 0.90 of direct; p50 within 0.5 ms of direct; p99 at most
+2x direct.
+
+Part 2 — the gateway's own CPU per request, against a native backend (nginx serving a static
+JSON) so the backend is not the bottleneck: the gateway process's utime + stime (from /proc)
+during the run divided by the requests served. Target <= 30 µs.
+
+Prints every figure; exits 1 when a target is missed. The machine has 2 cores and wrk, the
+service and the gateway share them: run it when nothing else is busy (the load average is
+printed before each run; ``--max-load`` waits for a quieter machine).
+
+    .venv/bin/python bench/gateway_overhead.py [--rounds 3] [--duration 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.gateway_tokens import ISSUER, KeyPair  # noqa: E402  (needs ROOT on sys.path)
+
+THROUGHPUT_RATIO_TARGET = 0.90
+P50_ADDED_TARGET_MS = 0.5
+P99_FACTOR_TARGET = 2.0
+CPU_PER_REQUEST_TARGET_US = 30.0
+CONNECTIONS = 64
+SERVICE_HOST, NGINX_HOST, GATEWAY_HOST = "127.0.1.181", "127.0.1.182", "127.0.1.183"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+JSON_BODY = '{"id":1,"name":"running shoes","price":89000,"currency":"KRW"}'
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+    def __str__(self) -> str:
+        return (f"{self.rps:9.0f} req/s  p50 {self.p50_ms:6.2f} ms  p99 {self.p99_ms:6.2f} ms"
+                + (f"  ERRORS {self.errors}" if self.errors else ""))
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def wait_for_quiet(max_load: float, patience_s: float) -> None:
+    deadline = time.monotonic() + patience_s
+    while load_average() > max_load and time.monotonic() < deadline:
+        time.sleep(5)
+
+
+def _latency_ms(text: str, percentile: str) -> float:
+    match = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"no {percentile}% latency in wrk output:\n{text}")
+    return float(match.group(1)) * _UNITS_MS[match.group(2)]
+
+
+def wrk(url: str, duration_s: int, headers: dict[str, str]) -> WrkResult:
+    argv = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration_s}s", "--latency"]
+    for name, value in headers.items():
+        argv += ["-H", f"{name}: {value}"]
+    text = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
+    requests = re.search(r"(\d+) requests in", text)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if requests is None or rps is None:
+        raise RuntimeError(f"unexpected wrk output:\n{text}")
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                              r"timeout (\d+)", text)
+    failed = int(errors.group(1)) if errors else 0
+    if socket_errors:
+        failed += sum(int(n) for n in socket_errors.groups())
+    return WrkResult(int(requests.group(1)), float(rps.group(1)), _latency_ms(text, "50"),
+                     _latency_ms(text, "99"), failed)
+
+
+def cpu_seconds(pid: int) -> float:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def wait_ready(url: str, headers: dict[str, str] | None = None) -> None:
+    deadline = time.monotonic() + 20
+    last = "nothing yet"
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(url, headers=headers, timeout=1.0)
+            if response.status_code == 200:
+                return
+            last = f"{response.status_code} {response.text[:200]}"
+        except httpx.HTTPError as error:
+            last = repr(error)
+        time.sleep(0.1)
+    raise SystemExit(f"{url} not ready within 20 s; last seen: {last}")
+
+
+@contextmanager
+def processes(work: Path, token_keys: KeyPair) -> Iterator[dict[str, str]]:
+    """The FastAPI service, nginx and the gateway; yields their base URLs."""
+    ports = {"service": free_port(SERVICE_HOST), "nginx": free_port(NGINX_HOST),
+             "gateway": free_port(GATEWAY_HOST)}
+    service = f"http://{SERVICE_HOST}:{ports['service']}"
+    nginx = f"http://{NGINX_HOST}:{ports['nginx']}"
+    gateway = f"http://{GATEWAY_HOST}:{ports['gateway']}"
+    (work / "nginx.conf").write_text(f"""
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  keepalive_requests 10000000;
+  keepalive_timeout 60s;
+  client_body_temp_path {work};
+  server {{
+    listen {NGINX_HOST}:{ports['nginx']};
+    location / {{ default_type application/json; return 200 '{JSON_BODY}'; }}
+  }}
+}}
+""")
+    (work / "gateway.yml").write_text(yaml.safe_dump({
+        "spring": {"cloud": {"gateway": {"routes": [
+            {"id": "products", "uri": service, "predicates": ["Path=/api/products/**"],
+             "filters": ["StripPrefix=2"]},
+            {"id": "static", "uri": nginx, "predicates": ["Path=/api/static/**"],
+             "filters": ["StripPrefix=2"]},
+        ]}}},
+        # No public entries: every request is verified (the token cache keeps RSA off the path).
+        "gateway": {"jwt": {"issuer": ISSUER, "public-key": token_keys.public_pem}},
+    }))
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(argv: list[str], log: str) -> subprocess.Popen[bytes]:
+        with (work / log).open("wb") as out:
+            process = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL)
+        started.append(process)
+        return process
+
+    try:
+        start([sys.executable, "-m", "uvicorn", "tests.gateway_backend:app", "--host",
+               SERVICE_HOST, "--port", str(ports["service"]), "--workers", "1", "--loop",
+               "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log"],
+              "service.log")
+        start([NGINX, "-c", str(work / "nginx.conf"), "-p", str(work)], "nginx.log")
+        gateway_process = start(
+            [sys.executable, "-m", "services.gateway", "--host", GATEWAY_HOST, "--port",
+             str(ports["gateway"]), "--settings-file", str(work / "gateway.yml")],
+            "gateway.log")
+        wait_ready(f"{service}/items/1")
+        wait_ready(f"{nginx}/items/1")
+        wait_ready(f"{gateway}/actuator/health")
+        yield {"service": service, "nginx": nginx, "gateway": gateway,
+               "gateway_pid": str(gateway_process.pid)}
+    finally:
+        for process in reversed(started):
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--max-load", type=float, default=1.0,
+                        help="wait (up to --patience s) for a 1-min load average below this")
+    parser.add_argument("--patience", type=float, default=120.0)
+    parser.add_argument("--only", choices=("overhead", "cpu"), help="run one part only")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None or not Path(NGINX).exists():
+        print("needs wrk and nginx: apt-get install -y wrk nginx", file=sys.stderr)
+        return 2
+    keys = KeyPair.generate()
+    token = keys.token(lifetime_s=3600)
+    auth = {"Authorization": f"Bearer {token}"}
+    work = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    failures: list[str] = []
+    try:
+        with processes(work, keys) as urls:
+            direct_url = f"{urls['service']}/items/1"
+            gateway_url = f"{urls['gateway']}/api/products/items/1"
+            wait_ready(gateway_url, auth)
+            if args.only != "cpu":
+                failures += overhead(args, direct_url, gateway_url, auth)
+            if args.only != "overhead":
+                failures += cpu_cost(args, urls, auth)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for failure in failures:
+        print(f"MISSED: {failure}")
+    return 1 if failures else 0
+
+
+def overhead(args: argparse.Namespace, direct_url: str, gateway_url: str,
+             auth: dict[str, str]) -> list[str]:
+    """Part 1; returns the targets missed."""
+    failures: list[str] = []
+    wrk(gateway_url, 2, auth)                 # warm up: pools, token cache
+    wrk(direct_url, 2, {})
+    direct: list[WrkResult] = []
+    through: list[WrkResult] = []
+    print(f"part 1: FastAPI service (1 worker), wrk -t1 -c{CONNECTIONS}, "
+          f"{args.rounds} x {args.duration} s interleaved")
+    for round_number in range(1, args.rounds + 1):
+        wait_for_quiet(args.max_load, args.patience)
+        direct.append(wrk(direct_url, args.duration, auth))
+        through.append(wrk(gateway_url, args.duration, auth))
+        print(f"  round {round_number} (load {load_average():.2f})\n"
+              f"    direct  {direct[-1]}\n    gateway {through[-1]}  "
+              f"ratio {through[-1].rps / direct[-1].rps:.3f}")
+    d_rps = statistics.median(r.rps for r in direct)
+    g_rps = statistics.median(r.rps for r in through)
+    d_p50 = statistics.median(r.p50_ms for r in direct)
+    g_p50 = statistics.median(r.p50_ms for r in through)
+    d_p99 = statistics.median(r.p99_ms for r in direct)
+    g_p99 = statistics.median(r.p99_ms for r in through)
+    ratio = g_rps / d_rps
+    print(f"  medians: direct {d_rps:.0f} req/s, gateway {g_rps:.0f} req/s, "
+          f"ratio {ratio:.3f} (target >= {THROUGHPUT_RATIO_TARGET})")
+    print(f"           p50 direct {d_p50:.2f} ms, gateway {g_p50:.2f} ms, added "
+          f"{g_p50 - d_p50:+.2f} ms (target <= {P50_ADDED_TARGET_MS} ms)")
+    print(f"           p99 direct {d_p99:.2f} ms, gateway {g_p99:.2f} ms, "
+          f"x{g_p99 / d_p99:.2f} (target <= x{P99_FACTOR_TARGET})")
+    if any(r.errors for r in (*direct, *through)):
+        failures.append("wrk saw errors or non-2xx answers")
+    if ratio < THROUGHPUT_RATIO_TARGET:
+        failures.append(f"throughput ratio {ratio:.3f} < {THROUGHPUT_RATIO_TARGET}")
+    if g_p50 - d_p50 > P50_ADDED_TARGET_MS:
+        failures.append(f"p50 added {g_p50 - d_p50:.2f} ms > {P50_ADDED_TARGET_MS} ms")
+    if g_p99 > P99_FACTOR_TARGET * d_p99:
+        failures.append(f"p99 x{g_p99 / d_p99:.2f} > x{P99_FACTOR_TARGET}")
+    return failures
+
+
+def cpu_cost(args: argparse.Namespace, urls: dict[str, str], auth: dict[str, str]) -> list[str]:
+    """Part 2; returns the targets missed."""
+    failures: list[str] = []
+    static_direct = f"{urls['nginx']}/items/1"
+    static_url = f"{urls['gateway']}/api/static/items/1"
+    pid = int(urls["gateway_pid"])
+    wrk(static_url, 2, auth)
+    costs = []
+    print(f"part 2: gateway CPU per request against nginx, {args.rounds} x "
+          f"{args.duration} s")
+    for round_number in range(1, args.rounds + 1):
+        wait_for_quiet(args.max_load, args.patience)
+        native = wrk(static_direct, args.duration, auth)
+        before = cpu_seconds(pid)
+        result = wrk(static_url, args.duration, auth)
+        cost_us = (cpu_seconds(pid) - before) / result.requests * 1e6
+        costs.append(cost_us)
+        print(f"  round {round_number} (load {load_average():.2f}): nginx direct "
+              f"{native.rps:.0f} req/s; through gateway {result}; "
+              f"gateway CPU {cost_us:.1f} µs/request")
+        if result.errors:
+            failures.append("wrk saw errors through the gateway to nginx")
+    cost = statistics.median(costs)
+    print(f"  median gateway CPU per request: {cost:.1f} µs "
+          f"(target <= {CPU_PER_REQUEST_TARGET_US:g} µs)")
+    if cost > CPU_PER_REQUEST_TARGET_US:
+        failures.append(f"gateway CPU {cost:.1f} µs/request > "
+                        f"{CPU_PER_REQUEST_TARGET_US:g} µs")
+    return failures
+
+
+if __name__ == "__main__":
+    sys.exit(main())
