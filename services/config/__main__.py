@@ -44,12 +44,16 @@ def parse_arguments(argv: Sequence[str] | None = None) -> ConfigServerSettings:
                         help="branch, tag or commit served when a request names no label")
     parser.add_argument("--kafka", default=None, help="Kafka bootstrap servers of the bus")
     parser.add_argument("--bus-topic", default=DEFAULT_BUS_TOPIC)
+    parser.add_argument("--platform-file", default=None,
+                        help="YAML served to every application below the repository's files: "
+                             "addresses and public keys the runtime derives from the stack model")
     arguments = parser.parse_args(argv)
     try:
         return ConfigServerSettings(
             host=arguments.host, port=arguments.port, repo=arguments.repo,
             search_path=arguments.search_path, default_label=arguments.default_label,
             kafka=arguments.kafka or None, bus_topic=arguments.bus_topic,
+            platform_file=arguments.platform_file,
         )
     except ValidationError as error:
         parser.error(str(error))

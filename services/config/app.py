@@ -37,6 +37,7 @@ from services.config.repository import (
     GitRepository,
     LabelNotFound,
     RepositoryError,
+    load_platform_source,
     repository_path,
 )
 from services.config.settings import SERVICE_NAME, ConfigServerSettings
@@ -63,7 +64,9 @@ def build_repository(settings: ConfigServerSettings) -> EnvironmentRepository:
     git = GitRepository(repository_path(settings.repo))
     git.check()
     uri = settings.repo if settings.repo.startswith("file:") else git.uri
-    return EnvironmentRepository(git, settings.search_path, settings.default_label, uri=uri)
+    platform = load_platform_source(settings.platform_file) if settings.platform_file else None
+    return EnvironmentRepository(git, settings.search_path, settings.default_label, uri=uri,
+                                 platform=platform)
 
 
 def create_app(

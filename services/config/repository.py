@@ -331,8 +331,9 @@ class EnvironmentRepository:
     """Environments from the files under ``search_path`` of the commit a label names now."""
 
     def __init__(self, git: GitRepository, search_path: str = "", default_label: str = "main",
-                 uri: str | None = None) -> None:
+                 uri: str | None = None, platform: PropertySource | None = None) -> None:
         self.git = git
+        self.platform = platform
         self.search_path = search_path.strip("/")
         self.default_label = default_label
         self.uri = (uri or git.uri).rstrip("/")
@@ -392,11 +393,28 @@ class EnvironmentRepository:
                     if document.active_for(wanted):
                         suffix = f" (document #{index})" if numbered else ""
                         sources.append(PropertySource(name + suffix, document.source))
+        if self.platform is not None:
+            sources.append(self.platform)  # lowest precedence: the repository may override
         return Environment(application, wanted, used_label, commit, sources)
 
     def _source_name(self, filename: str) -> str:
         folder = f"{self.search_path}/" if self.search_path else ""
         return f"{self.uri}/{folder}{filename}"
+
+
+def load_platform_source(path: Path) -> PropertySource:
+    """The platform's own properties (addresses, public keys), served to every application.
+
+    The runtime writes this file from the stack model, so no address is copied into the
+    configuration repository; it plays the part of Spring's composite environment repository.
+    """
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise RepositoryError(f"cannot read the platform properties {path}: {error}") from error
+    if not isinstance(tree, dict):
+        raise RepositoryError(f"{path} must hold a YAML mapping, not {type(tree).__name__}")
+    return PropertySource(f"come2us-platform ({path.name}, from the stack model)", flatten(tree))
 
 
 def split_profiles(profiles: str | Iterable[str]) -> list[str]:

@@ -8,6 +8,7 @@ binds or reads git, so a wrong argument ends the process with a message and not 
 from __future__ import annotations
 
 from ipaddress import IPv4Address
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -31,6 +32,8 @@ class ConfigServerSettings(BaseModel):
     default_label: str = Field(DEFAULT_LABEL, min_length=1)
     kafka: str | None = Field(None, description="Kafka bootstrap servers; None: no bus")
     bus_topic: str = Field(DEFAULT_BUS_TOPIC, min_length=1)
+    platform_file: Path | None = Field(
+        None, description="YAML of platform properties the runtime derives from the stack model")
 
     @field_validator("host")
     @classmethod

@@ -25,6 +25,7 @@ from stack.local.kafka import kafka_components
 from stack.local.postgres import postgres_components
 from stack.local.processes import ProcessRecords
 from stack.local.redis import redis_components
+from stack.local.services import service_components
 from stack.local.workspace import Workspace
 from stack.model import Platform
 
@@ -67,6 +68,7 @@ def build_components(model: Platform, workspace: Workspace, backend: Backend) ->
         postgres_components,
         redis_components,
         kafka_components,
+        service_components,
     )
     return [c for factory in factories for c in factory(model, workspace, backend)]
 

@@ -84,6 +84,34 @@ class Workspace:
             tmp.replace(path)
         return values[name]
 
+    def keypair(self, name: str) -> tuple[str, str]:
+        """An RSA key pair (private PEM, public PEM) generated once per home, kept 0600.
+
+        The user service signs access tokens with the private key; the gateway verifies them
+        with the public one. On AWS both would come from Secrets Manager.
+        """
+        folder = self.home / "keys"
+        private, public = folder / f"{name}.pem", folder / f"{name}.pub.pem"
+        if not private.exists():
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import rsa
+
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            folder.mkdir(parents=True, exist_ok=True)
+            folder.chmod(0o700)
+            for path, data in (
+                (public, key.public_key().public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)),
+                (private, key.private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption())),
+            ):
+                tmp = path.with_suffix(".tmp")
+                tmp.write_bytes(data)
+                tmp.chmod(0o600)
+                tmp.replace(path)
+        return private.read_text(), public.read_text()
+
     def purge(self) -> None:
         """Remove every data directory, log and secret of this home."""
         if self.home.exists():

@@ -1,0 +1,200 @@
+"""The platform's programs as components of the local cloud: discovery, config, gateway, ….
+
+Each instance of the model's compute placement is a `python -m services.<name>` process bound
+to its node's address. The runtime hands it what ECS would: where discovery and the config
+server are, the platform's endpoints (as environment variables and, for Spring-style
+configuration, as a generated property source served by the config server), and its secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import yaml
+
+from stack.local.backend import Backend
+from stack.local.component import Component, ComponentError, Health, ProcessSpec
+from stack.local.endpoints import endpoints
+from stack.local.workspace import PROJECT_ROOT, Workspace
+from stack.model import Platform, Timeouts
+from stack.model.compute import Instance
+
+CONFIG_REPO_ENV = "COME2US_CONFIG_REPO"  # a git repository to serve instead of this project
+CONFIG_LABEL_ENV = "COME2US_CONFIG_LABEL"
+CONFIG_SEARCH_PATH = "config-repo"
+JWT_KEY = "jwt"
+JWT_ISSUER = "come2us"
+PROFILE = "local"
+PROBE_TIMEOUT_S = 0.5
+
+
+def config_repository() -> tuple[str, str]:
+    """(repository, label) the config server serves: the project's checked-out branch.
+
+    As with Spring Cloud Config, only committed files are served; COME2US_CONFIG_REPO and
+    COME2US_CONFIG_LABEL point the server elsewhere (the test session uses a scratch copy).
+    """
+    repo = os.environ.get(CONFIG_REPO_ENV, str(PROJECT_ROOT))
+    label = os.environ.get(CONFIG_LABEL_ENV)
+    if label is None:
+        branch = subprocess.run(["git", "-C", repo, "rev-parse", "--abbrev-ref", "HEAD"],
+                                capture_output=True, text=True, check=False).stdout.strip()
+        label = branch if branch and branch != "HEAD" else "main"
+    return repo, label
+
+
+class ServiceWiring:
+    """Where every instance finds the others: the local form of service discovery bootstrap."""
+
+    def __init__(self, model: Platform, workspace: Workspace) -> None:
+        self.model = model
+        self.workspace = workspace
+
+    def urls(self, service: str, suffix: str = "") -> list[str]:
+        return [f"http://{i.node.address}{suffix}"
+                for i in self.model.compute.instances_of(service)]
+
+    def discovery_args(self) -> list[str]:
+        return [arg for url in self.urls("discovery", "/eureka")
+                for arg in ("--discovery-url", url)]
+
+    def config_url(self) -> str:
+        urls = self.urls("config")
+        if not urls:
+            raise ComponentError("the model places no config server instance")
+        return urls[0]
+
+    def platform_file(self) -> Path:
+        """Write the platform property source the config server serves to every application."""
+        data = self.model.data
+        _, public_key = self.workspace.keypair(JWT_KEY)
+        properties = {
+            "come2us": {
+                "region": self.model.region.name,
+                "aws-endpoint": self.model.aws.url,
+                "image-bucket": data.image_bucket.name,
+                "session-redis": {
+                    "master": data.session_redis.master_name,
+                    "sentinels": [n.address for n in data.session_redis.sentinels],
+                },
+                "cache-redis": {"url": data.cache_redis.url},
+                "kafka": {"bootstrap-servers": data.kafka.bootstrap_servers},
+                "jwt": {"issuer": JWT_ISSUER},
+            },
+            "gateway": {"jwt": {"issuer": JWT_ISSUER, "public-key": public_key}},
+        }
+        path = self.workspace.run / "platform.yml"
+        path.write_text(yaml.safe_dump(properties, sort_keys=True))
+        return path
+
+    def environment(self) -> dict[str, str]:
+        """What every service process gets in its environment (ECS: environment + secrets)."""
+        private_key, public_key = self.workspace.keypair(JWT_KEY)
+        env = {e.variable: e.value for e in endpoints(self.model, self.workspace, reveal=True)}
+        env.update(
+            COME2US_CONFIG_URL=self.config_url() if self.model.compute.instances_of("config")
+            else "",
+            COME2US_DISCOVERY_URLS=",".join(self.urls("discovery", "/eureka")),
+            COME2US_PROFILE=PROFILE,
+            COME2US_JWT_ISSUER=JWT_ISSUER,
+            COME2US_JWT_PRIVATE_KEY=private_key,
+            COME2US_JWT_PUBLIC_KEY=public_key,
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+
+def _discovery_args(instance: Instance, wiring: ServiceWiring) -> list[str]:
+    own = f"http://{instance.node.address}/eureka"
+    return [arg for url in wiring.urls("discovery", "/eureka") if url != own
+            for arg in ("--peer", url)]
+
+
+def _config_args(instance: Instance, wiring: ServiceWiring) -> list[str]:
+    repo, label = config_repository()
+    return ["--repo", repo, "--search-path", CONFIG_SEARCH_PATH, "--default-label", label,
+            "--kafka", wiring.model.data.kafka.bootstrap_servers,
+            "--platform-file", str(wiring.platform_file())]
+
+
+def _gateway_args(instance: Instance, wiring: ServiceWiring) -> list[str]:
+    group = wiring.model.data.session_redis
+    return ["--config-url", wiring.config_url(), *wiring.discovery_args(),
+            "--profile", PROFILE,
+            "--kafka-bootstrap", wiring.model.data.kafka.bootstrap_servers,
+            "--sentinels", ",".join(n.address for n in group.sentinels),
+            "--session-master", group.master_name]
+
+
+def _service_args(instance: Instance, wiring: ServiceWiring) -> list[str]:
+    return ["--config-url", wiring.config_url(), *wiring.discovery_args(), "--profile", PROFILE]
+
+
+ARGUMENTS: dict[str, Callable[[Instance, ServiceWiring], list[str]]] = {
+    "discovery": _discovery_args,
+    "config": _config_args,
+    "gateway": _gateway_args,
+}
+
+
+class ServiceProcess(Component):
+    """One instance of a platform program, as a Python process on its node."""
+
+    kind = "service"
+
+    def __init__(self, instance: Instance, wiring: ServiceWiring, workspace: Workspace,
+                 backend: Backend) -> None:
+        self.instance = instance
+        self.wiring = wiring
+        super().__init__(instance.node, _timeouts(instance), workspace, backend)
+
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        model = self.wiring.model
+        needed = [i.node.name for name in self.instance.service.depends_on
+                  for i in model.compute.instances_of(name)]
+        # Every program reaches the data layer through the config server's platform source or
+        # its environment; the ones that need Kafka or Redis wait for them.
+        if self.instance.service.name != "discovery":
+            needed.append(model.data.kafka.broker.name)
+        if self.instance.service.name == "gateway":
+            needed += [n.name for n in model.data.session_redis.sentinels]
+        return tuple(needed)
+
+    def process(self) -> ProcessSpec:
+        spec = self.instance.service
+        build = ARGUMENTS.get(spec.name, _service_args)
+        argv = [sys.executable, "-m", spec.module, "--host", str(self.node.host),
+                "--port", str(self.node.port), *build(self.instance, self.wiring)]
+        return ProcessSpec(tuple(argv), env=self.wiring.environment(), cwd=PROJECT_ROOT)
+
+    def probe(self) -> Health:
+        url = f"http://{self.node.address}{self.instance.service.health.path}"
+        try:
+            response = httpx.get(url, timeout=PROBE_TIMEOUT_S)
+        except httpx.HTTPError as err:
+            return Health(False, f"{url}: {type(err).__name__}")
+        try:
+            status = response.json().get("status", "?")
+        except ValueError:
+            status = response.text[:80]
+        return Health(response.status_code == 200, f"health {response.status_code} {status}",
+                      role=self.instance.service.name)
+
+
+def _timeouts(instance: Instance) -> Timeouts:
+    grace = instance.service.health.grace_period_s
+    return Timeouts(ready_s=max(30.0, grace * 2), stop_s=10.0)
+
+
+def service_components(model: Platform, workspace: Workspace,
+                       backend: Backend) -> list[Component]:
+    wiring = ServiceWiring(model, workspace)
+    return [ServiceProcess(instance, wiring, workspace, backend)
+            for instance in model.compute.instances]
+
