@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VENV := .venv/bin
 
-.PHONY: setup up down status test lint unit features bench lock
+.PHONY: setup up down status test lint unit features bench lock synth
 
 setup:
 	@bash tools/setup/bootstrap.sh
@@ -30,6 +30,10 @@ unit: setup
 
 features: setup
 	$(VENV)/pytest features
+
+# Every environment's CloudFormation template, cfn-lint and checkov clean (build/cloudformation).
+synth: setup
+	for env in dev stage prod; do $(VENV)/come2us synth --env $$env || exit 1; done
 
 bench: setup
 	$(VENV)/python bench/up_down.py

@@ -18,7 +18,7 @@ import pytest
 from stack.local.session import CloudSession
 from stack.local.workspace import Workspace
 
-pytest_plugins = ["steps.local_cloud"]
+pytest_plugins = ["steps.local_cloud", "steps.compliance"]
 
 
 @pytest.fixture(scope="session")

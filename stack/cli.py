@@ -1,4 +1,4 @@
-"""`come2us`: the one front door to the local cloud (and, later, to AWS)."""
+"""`come2us`: the one front door to the local cloud and to the AWS templates."""
 
 from __future__ import annotations
 
@@ -6,17 +6,19 @@ import shlex
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from stack.come2us import come2us
+from stack.come2us import ENVIRONMENTS, come2us, environment
 from stack.local.controlplane import ControlPlaneClient, ControlPlaneError, spawn
 from stack.local.endpoints import endpoints
 from stack.local.processes import ProcessRecords, alive
 from stack.local.workspace import Workspace
+from stack.model.edge import Colour
 from stack.waiting import DeadlineExceeded, wait_for
 
 app = typer.Typer(
@@ -251,6 +253,100 @@ def chaos_stop(name: str) -> None:
 def chaos_start(name: str) -> None:
     """Start a component that is stopped or crashed."""
     _chaos(name, "start")
+
+
+EnvironmentOption = Annotated[str, typer.Option(
+    "--env", help=f"The AWS environment: {', '.join(ENVIRONMENTS)}.")]
+
+
+def _environment(name: str) -> Any:
+    try:
+        return environment(name)
+    except KeyError as err:
+        raise fail(str(err.args[0]), 2) from err
+
+
+@app.command()
+def synth(
+    env: EnvironmentOption,
+    colour: Annotated[Colour, typer.Option(
+        help="The active colour: the listener forwards to it (written into the template).")
+    ] = Colour.BLUE,
+    both: Annotated[bool, typer.Option(
+        "--both", help="Deploy both colours' services (during a blue/green deploy).")] = False,
+    release: Annotated[list[str] | None, typer.Option(
+        help="COLOUR=TAG: the image tag a colour runs (default: latest).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Directory for <env>.json (default: build/cloudformation).")] = None,
+    run_checkov: Annotated[bool, typer.Option(
+        "--checkov/--no-checkov", help="Run checkov too (from tools/checkov/.venv).")] = True,
+) -> None:
+    """Write an environment's CloudFormation template, then lint it (cfn-lint, checkov)."""
+    from stack.aws.lint import CheckovUnavailable
+    from stack.aws.rollout import Rollout
+    from stack.aws.synth import DEFAULT_OUT, MAX_INLINE_BYTES, synthesize
+
+    target = _environment(env)
+    releases: dict[Colour, str] = {}
+    for item in release or []:
+        name, _, tag = item.partition("=")
+        if name not in list(Colour) or not tag:
+            raise fail(f"--release takes COLOUR=TAG with COLOUR blue or green, not {item!r}", 2)
+        releases[Colour(name)] = tag
+    rollout = (Rollout.both(colour, releases) if both
+               else Rollout.only(colour, releases.get(colour, "latest")))
+    try:
+        result = synthesize(come2us(), target, rollout, out or DEFAULT_OUT, run_checkov)
+    except CheckovUnavailable as err:
+        raise fail(str(err), 2) from err
+    console.print(f"{result.path}: {result.resources} resources, {result.size:,} bytes "
+                  f"(deploy from S3: above the {MAX_INLINE_BYTES:,}-byte inline limit)"
+                  if result.size > MAX_INLINE_BYTES else
+                  f"{result.path}: {result.resources} resources, {result.size:,} bytes")
+    console.print(f"cfn-lint: {len(result.cfn_lint)} finding(s)")
+    if result.checkov is not None:
+        console.print(f"checkov: {result.checkov.passed} passed, "
+                      f"{len(result.checkov.failed)} failed, "
+                      f"{len(result.checkov.skipped)} suppressed")
+    table = Table(title="Suppressions (each with its reason, in the template's metadata)",
+                  title_justify="left")
+    for column in ("Tool", "Resource", "Check", "Reason"):
+        table.add_column(column, overflow="fold")
+    for row in result.suppressions:
+        table.add_row(*row)
+    console.print(table)
+    if result.problems:
+        for problem in result.problems:
+            errors.print(f"[bold red]{problem}[/]")
+        raise fail(f"{len(result.problems)} problem(s) in {result.path}")
+
+
+@app.command()
+def cost(env: EnvironmentOption) -> None:
+    """Monthly cost estimate of an environment, by resource, from the model and a price table."""
+    from stack.aws.cost import estimate
+    from stack.aws.prices import PRICES
+
+    report = estimate(come2us(), _environment(env), PRICES)
+    table = Table(title=f"COME2US {env}: monthly estimate, on-demand, {PRICES.region} "
+                        f"(prices as of {PRICES.as_of})", title_justify="left")
+    for column in ("Item", "Quantity", "USD / month", "Seed's cost choice"):
+        table.add_column(column, overflow="fold")
+    for line in report.lines:
+        table.add_row(line.item, line.quantity, f"{line.monthly_usd:,.2f}", line.note)
+    table.add_row("[bold]total (steady state)[/]", "", f"[bold]{report.total:,.2f}[/]", "")
+    console.print(table)
+    console.print(
+        f"ECS at max tasks: {report.ecs_at_max:,.2f} USD/month instead of "
+        f"{report.ecs_steady:,.2f}. During a blue/green deploy ECS runs twice "
+        f"(§10): +{report.deploy_extra_per_hour:,.3f} USD per hour of deploy, "
+        f"{report.deploy_extra_monthly:,.2f} USD/month at {report.deploy_hours:g} h "
+        f"(included above). Budget: {target_budget(env)} USD.")
+    console.print(f"[dim]Prices: {PRICES.source}[/]")
+
+
+def target_budget(env: str) -> int:
+    return int(environment(env).monthly_budget_usd)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
-"""The COME2US stack, defined once (seed §3-§5).
+"""The COME2US stack, defined once (seed §3-§11).
 
 Host numbers inside each zone's range are the "subnet plan" of the local cloud; the port of a
 node is the port its AWS counterpart uses, so `psql -h 127.0.1.11 -p 5432` reads like RDS.
+`come2us()` is the whole model; `ENVIRONMENTS` are the AWS environments' overlays on it.
 """
 
 from __future__ import annotations
 
 from functools import cache
+from ipaddress import IPv4Network
 
 from stack.model import (
     AwsEndpoint,
@@ -22,6 +24,8 @@ from stack.model import (
     RedisSessionGroup,
     Timeouts,
 )
+from stack.model.cicd import JenkinsHost, SnapshotSchedule
+from stack.model.cloud import CloudLayer, ManagedStores, TaskRuntime
 from stack.model.compute import (
     Compute,
     HealthCheck,
@@ -29,7 +33,20 @@ from stack.model.compute import (
     ScalingMode,
     ServiceSpec,
 )
+from stack.model.edge import BlueGreen, Edge, WebhookRoute
+from stack.model.environment import Environment, Sizes, Usage
+from stack.model.network import Bastion, Network, SubnetPlan
+from stack.model.observability import (
+    Alarm,
+    BudgetAlerts,
+    ErrorRate,
+    LagWatch,
+    Notifier,
+    Observability,
+    Subject,
+)
 from stack.model.placement import seoul
+from stack.model.security import INTERNET, Group, SecurityPolicy, between
 
 # Host numbers inside each zone's /24: one per process, the same number in every AZ for the
 # same role so that an address tells what runs there.
@@ -41,9 +58,14 @@ CACHE_REDIS_HOST = 31
 KAFKA_HOST = 41
 
 
+HEALTH_PATH = "/actuator/health"
 # ALB health checks scaled down for the local runtime (AWS defaults: 30 s, 5 s, 5, 2, grace 60 s+).
-LOCAL_HEALTH = HealthCheck(path="/actuator/health", interval_s=1.0, timeout_s=0.5,
+LOCAL_HEALTH = HealthCheck(path=HEALTH_PATH, interval_s=1.0, timeout_s=0.5,
                            healthy_threshold=2, unhealthy_threshold=2, grace_period_s=15.0)
+# On AWS: a target is healthy after 3 x 15 s, out after 2 x 15 s; a new task gets 90 s to start
+# before failed checks count (§7-3 weighs 60-120 s against Fargate's cold start).
+AWS_HEALTH = HealthCheck(path=HEALTH_PATH, interval_s=15.0, timeout_s=5.0,
+                         healthy_threshold=3, unhealthy_threshold=2, grace_period_s=90.0)
 
 
 def services() -> tuple[ServiceSpec, ...]:
@@ -149,6 +171,132 @@ def come2us() -> Platform:
             lock_table=LockTable(name="come2us-deploy-lock", partition_key="LockID"),
         ),
         compute=Compute(services=services(), instances=()),
+        cloud=cloud_layer(postgres, session_redis, cache_redis),
     )
     platform.validate()
     return platform
+
+
+def cloud_layer(postgres: PostgresCluster, session_redis: RedisSessionGroup,
+                cache_redis: RedisCache) -> CloudLayer:
+    """The AWS-only part of the model (§3, §6, §8-§11), the same in every environment."""
+    specs = services()
+    edge = Edge(
+        apex_domain="come2us.example.com",  # the customer's domain; its hosted zone exists
+        entry_service="gateway",
+        https_port=443,
+        http_port=80,
+        ssl_policy="ELBSecurityPolicy-TLS13-1-2-2021-06",
+        deregistration_delay_s=30,
+        idle_timeout_s=60,
+        blue_green=BlueGreen(blue_zone="AZ-a", green_zone="AZ-b"),
+        webhook=WebhookRoute(host_label="ci", path="/github-webhook/*", priority=10),
+        preview_header="X-Come2us-Colour",
+        preview_priority=20,
+    )
+    stores = ManagedStores(
+        postgres_engine_version="15.15",
+        postgres_backup_days=7,
+        redis_engine_version="7.0",
+        kafka_version="3.9.x",
+        kafka_tls_port=9094,
+        kafka_monitoring="DEFAULT",
+        ecr_keep_images=20,
+        deploy_records=Bucket(
+            name="come2us-deploy-records",
+            versioned=True,
+            lifecycle=(LifecycleRule("expire-old-record-versions", noncurrent_expiry_days=90,
+                                     abort_multipart_days=7),),
+        ),
+    )
+    jenkins = JenkinsHost(
+        zone_label="AZ-a",
+        port=8080,
+        health_path="/login",
+        ami_parameter="/come2us/jenkins/ami-id",
+        home_device="/dev/sdf",
+        snapshots=SnapshotSchedule(every_hours=24, at="18:00", keep=7),  # 03:00 KST
+        deploy_role="come2us-cloudformation-deploy",
+    )
+    network = Network(plan=SubnetPlan(public_prefix=24, private_prefix=20),
+                      bastion=Bastion(zone_label="AZ-a", ssh_port=22))
+    entry = next(spec for spec in specs if spec.name == edge.entry_service)
+    redis_ports = (session_redis.primary.port, cache_redis.node.port)
+    security = SecurityPolicy(rules=(
+        *between(INTERNET, Group.ALB, (edge.http_port, edge.https_port),
+                 "clients; plain HTTP only to be redirected to HTTPS"),
+        *between(Group.ALB, Group.TASKS, (entry.port,), "the HTTPS listener's targets"),
+        *between(Group.TASKS, Group.TASKS, (spec.port for spec in specs),
+                 "services call each other: discovery, config, the gateway's routes"),
+        *between(Group.TASKS, Group.DATABASE, (postgres.writer.port,), "RDS, writer and reader"),
+        *between(Group.TASKS, Group.REDIS, redis_ports, "session and cache Redis"),
+        *between(Group.TASKS, Group.KAFKA, (stores.kafka_tls_port,), "MSK over TLS"),
+        *between(Group.ALB, Group.CI, (jenkins.port,), "the GitHub webhook (HTTPS listener)"),
+        *between(Group.BASTION, Group.CI, (network.bastion.ssh_port,), "operators' SSH"),
+        *between(Group.TASKS, INTERNET, (443,),
+                 "ECR pulls, Secrets Manager, CloudWatch Logs, payment APIs: via the NAT"),
+        *between(Group.CI, INTERNET, (443,), "GitHub, ECR pushes, CloudFormation: via the NAT"),
+        *between(Group.BASTION, INTERNET, (443,), "SSM Session Manager"),
+    ))
+    observability = Observability(
+        log_retention_days=30,
+        alarms=(
+            Alarm("cpu-high", Subject.SERVICE, "AWS/ECS", "CPUUtilization", 85.0,
+                  "tasks are saturated beyond what scaling absorbs"),
+            Alarm("memory-high", Subject.SERVICE, "AWS/ECS", "MemoryUtilization", 85.0,
+                  "tasks are close to being killed for memory"),
+            Alarm("connections-high", Subject.DATABASE, "AWS/RDS", "DatabaseConnections",
+                  0.8 * postgres.max_connections, "80% of max_connections are in use"),
+            Alarm("cpu-high", Subject.SESSION_REDIS, "AWS/ElastiCache", "EngineCPUUtilization",
+                  75.0, "the session store's single Redis thread is saturated"),
+            Alarm("memory-high", Subject.SESSION_REDIS, "AWS/ElastiCache",
+                  "DatabaseMemoryUsagePercentage", 80.0, "sessions will soon be evicted"),
+            Alarm("cpu-high", Subject.CACHE_REDIS, "AWS/ElastiCache", "EngineCPUUtilization",
+                  75.0, "the cache node is saturated"),
+        ),
+        error_rate=ErrorRate("5xx-rate", threshold_percent=5.0, period_s=60,
+                             evaluation_periods=3, why="more than 5% of requests fail"),
+        lag_watches=(LagWatch(consumer_group="payment-service", topic="order-events",
+                              max_offset_lag=1000, evaluation_periods=5),),
+        notifier=Notifier(source="services/notifier/handler.py", entry_point="handle",
+                          runtime="python3.12", memory_mib=128, timeout_s=10,
+                          reserved_concurrency=2, discord_webhook="discord-webhook"),
+        budget=BudgetAlerts(actual_percent=80.0, forecast_percent=100.0),
+    )
+    return CloudLayer(
+        network=network,
+        security=security,
+        edge=edge,
+        stores=stores,
+        tasks=TaskRuntime(health=AWS_HEALTH, scale_out_cooldown_s=60, scale_in_cooldown_s=300,
+                          service_namespace="come2us.internal",
+                          image_bucket_users=("product-service",)),
+        observability=observability,
+        ci=jenkins,
+    )
+
+
+# The AWS environments: each states only where it differs from `Sizes()` / `Usage()`.
+ENVIRONMENTS: dict[str, Environment] = {
+    env.name: env for env in (
+        Environment("dev", subdomain="dev", vpc_cidr=IPv4Network("10.10.0.0/16"),
+                    nat_gateways=1, monthly_budget_usd=900),
+        Environment("stage", subdomain="stage", vpc_cidr=IPv4Network("10.20.0.0/16"),
+                    nat_gateways=1, monthly_budget_usd=1000),
+        Environment("prod", subdomain=None, vpc_cidr=IPv4Network("10.30.0.0/16"),
+                    nat_gateways=2, monthly_budget_usd=2500, deletion_protection=True,
+                    sizes=Sizes(database_class="db.r6g.large", database_storage_gib=100,
+                                session_redis_node="cache.r6g.large",
+                                cache_redis_node="cache.t4g.medium",
+                                kafka_broker="kafka.m5.large", kafka_storage_gib=100),
+                    usage=Usage(nat_processed_gb=500.0, log_ingested_gb=60.0, alb_lcu=5.0,
+                                cloudfront_gb=500.0, image_storage_gb=50.0)),
+    )
+}
+
+
+def environment(name: str) -> Environment:
+    try:
+        return ENVIRONMENTS[name]
+    except KeyError:
+        raise KeyError(f"no environment {name!r}; known: {', '.join(ENVIRONMENTS)}") from None

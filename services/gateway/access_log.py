@@ -1,7 +1,7 @@
 """One JSON line per request, written in batches so logging is not a syscall per request.
 
-A request appends a tuple to ``batch`` (no formatting, no call: the forwarding path appends
-directly); every ``interval`` the batch is serialised and written with one ``write``.
+A request appends its formatted line to ``batch``; every ``interval`` the batch is written
+with one ``write``.
 Lines look like::
 
     {"ts":"2026-05-01T10:00:00.123Z","level":"INFO","logger":"services.gateway.access",
@@ -41,13 +41,21 @@ def _timestamp(ts: float) -> str:
 
 
 def format_entry(entry: Entry, service: str = "gateway") -> str:
+    """:func:`format_line` of one entry tuple."""
+    return format_line(*entry, service=service)
+
+
+def format_line(ts: float, request_id: str, method: str, path: str, route: str, upstream: str,
+                status: int, size: int, duration_ms: float, client: str,
+                service: str = "gateway") -> str:
     """One line in the envelope of ``services.common.logs`` (ts, level, logger, message,
     service, request_id) plus the request's fields, so one query joins gateway and services.
 
     Built with an f-string, quoting every text field as JSON: ``json.dumps`` of a dict costs
-    several times more, and this runs once per request.
+    several times more, and this runs once per request — when the request ends, while its
+    strings are still in the CPU cache (formatting thousands of old entries at flush time
+    measured several microseconds a request more).
     """
-    ts, request_id, method, path, route, upstream, status, size, duration_ms, client = entry
     # Request ids (checked against [A-Za-z0-9._:-] or generated), HTTP methods (the parser's
     # fixed tokens) and IP addresses need no escaping; everything else is quoted.
     path_json = _quote(path)
@@ -66,12 +74,12 @@ class AccessLog:
         self.fd = fd
         self.max_batch = max_batch
         self.enabled = enabled
-        self.batch: list[Entry] = []
+        self.batch: list[str] = []  # formatted lines, without the newline
 
     def record(self, entry: Entry) -> None:
         if not self.enabled:
             return
-        self.batch.append(entry)
+        self.batch.append(format_entry(entry))
         if len(self.batch) >= self.max_batch:
             self.flush()
 
@@ -79,7 +87,8 @@ class AccessLog:
         batch, self.batch = self.batch, []
         if not batch:
             return
-        data = ("\n".join(format_entry(entry) for entry in batch) + "\n").encode()
+        batch.append("")
+        data = "\n".join(batch).encode()
         view = memoryview(data)
         while view:
             try:

@@ -1,7 +1,7 @@
 """Access-token verification at the edge: RS256 signature, expiry, issuer — then cached.
 
 An RS256 verification costs tens of microseconds, more than forwarding a request, and a client
-sends the same token for minutes. So a verified token is kept (bounded LRU) until it expires and
+sends the same token for minutes. So a verified token is kept (bounded) until it expires and
 the next request only looks it up and compares ``exp`` with the clock. Rejections are cached as
 well (a bad signature never becomes good), so a client replaying a forged token cannot make the
 gateway pay for RSA on every request. Revocation is *not* cached here: it is checked on every
@@ -78,19 +78,21 @@ class TokenVerifier:
         if not isinstance(key, RSAPublicKey):
             raise ValueError("the JWT public key must be an RSA key (RS256)")
         self._key = key
-        self._valid: OrderedDict[bytes, Identity] = OrderedDict()
+        # Verified tokens, oldest first. Eviction is oldest-inserted-first rather than LRU: a
+        # token still in use that falls out is verified again once (a plain dict lookup is
+        # what the forwarding path does per request, see proxy.Exchange.dispatch).
+        self.valid: dict[bytes, Identity] = {}
         self._rejected: OrderedDict[bytes, str] = OrderedDict()
         self.verifications = 0  # full RSA verifications done: the cache's effect, for tests
 
     def verify(self, token: bytes) -> Identity:
         """The identity in ``token``, or AuthError with the reason."""
-        identity = self._valid.get(token)
+        identity = self.valid.get(token)
         if identity is not None:
             if identity.exp + self.leeway_s <= self.clock():
-                del self._valid[token]
+                del self.valid[token]
                 self._remember_rejection(token, "token expired")
                 raise AuthError("token expired")
-            self._valid.move_to_end(token)
             return identity
         reason = self._rejected.get(token)
         if reason is not None:
@@ -100,9 +102,10 @@ class TokenVerifier:
         except AuthError as error:
             self._remember_rejection(token, str(error))
             raise
-        self._valid[token] = identity
-        if len(self._valid) > self.cache_size:
-            self._valid.popitem(last=False)
+        valid = self.valid
+        valid[token] = identity
+        if len(valid) > self.cache_size:
+            del valid[next(iter(valid))]
         return identity
 
     def _remember_rejection(self, token: bytes, reason: str) -> None:

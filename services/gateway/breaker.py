@@ -31,7 +31,7 @@ class State(Enum):
 
 class CircuitBreaker:
     __slots__ = ("_consecutive", "_failures", "_trial_successes", "_trials_in_flight",
-                 "_window", "_window_index", "clock", "opened_at", "settings", "state")
+                 "_window", "_window_index", "clock", "opened_at", "settings", "state", "steady")
 
     def __init__(self, settings: BreakerSettings, clock: Callable[[], float]) -> None:
         self.settings = settings
@@ -41,6 +41,9 @@ class CircuitBreaker:
         self._reset_window()
 
     def _reset_window(self) -> None:
+        # Closed with a full window of successes: recording one more success changes nothing,
+        # so callers may skip record(False) while this is True (the common case, per request).
+        self.steady = False
         self._window: list[bool] = []  # True = failure; a ring once it is full
         self._window_index = 0
         self._failures = 0
@@ -78,8 +81,6 @@ class CircuitBreaker:
 
     def record(self, failure: bool) -> None:
         """The outcome of a call that ``allow()`` let through."""
-        if not failure and not self._failures and len(self._window) == self.settings.window_size:
-            return  # a success into a full window of successes changes nothing (the usual case)
         if self.state is State.HALF_OPEN:
             self._trials_in_flight = max(0, self._trials_in_flight - 1)
             if failure:
@@ -103,11 +104,13 @@ class CircuitBreaker:
         if failure:
             self._failures += 1
             self._consecutive += 1
+            self.steady = False
             if self._consecutive >= settings.consecutive_failures:
                 self._open()
                 return
         else:
             self._consecutive = 0
+            self.steady = not self._failures and len(window) == settings.window_size
         # Evaluated after every call, as Resilience4j does: a success can complete the minimum.
         if self._failures and len(window) >= settings.minimum_calls \
                 and self._failures * 100.0 >= settings.failure_rate_threshold * len(window):

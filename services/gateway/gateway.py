@@ -29,7 +29,7 @@ from services.gateway.auth import TokenVerifier
 from services.gateway.balancer import Balancer
 from services.gateway.breaker import CircuitBreaker, State
 from services.gateway.instances import InstanceCatalog, InstanceSource
-from services.gateway.proxy import ClientConnection, Exchange
+from services.gateway.proxy import ClientConnection
 from services.gateway.ratelimit import RateLimiter, RedisBucketStore
 from services.gateway.revocation import MasterProbe, RevocationSet, RevocationWatcher
 from services.gateway.routes import RouteTable, compile_routes
@@ -73,9 +73,6 @@ class Gateway:
         self._sync_breakers()
         self.access_log = access_log or AccessLog(enabled=settings.access_log)
         self.clients: set[ClientConnection] = set()
-        # Exchanges waiting for a response head, checked every TIMEOUT_TICK_S: cheaper than a
-        # timer per request, at the price of timeouts firing up to one tick late.
-        self.awaiting: dict[Exchange, None] = {}
         # Wall-clock time of clock() 0: the access log's timestamps without a syscall each.
         self.wall_offset = time.time() - self.clock()
         self._request_prefix = secrets.token_hex(6)
@@ -113,13 +110,19 @@ class Gateway:
         }
 
     def sweep_timeouts(self) -> None:
-        """Answer 504 for every exchange whose response head is overdue."""
-        if not self.awaiting:
-            return
+        """Answer 504 for every exchange whose response head is overdue.
+
+        Every TIMEOUT_TICK_S the active exchange of each client connection is looked at: no
+        timer (or registry entry) per request, at the price of a timeout firing up to one tick
+        late.
+        """
         now = self.clock()
-        for exchange in [e for e in self.awaiting if e.deadline <= now]:
-            self.awaiting.pop(exchange, None)
-            exchange.on_timeout()
+        late = [client.active for client in self.clients
+                if client.active is not None and client.active.conn is not None
+                and not client.active.response_started and client.active.deadline <= now]
+        for exchange in late:
+            if exchange is not None:
+                exchange.on_timeout()
 
     async def _run_timeouts(self) -> None:
         while True:

@@ -39,11 +39,16 @@ from typing import TYPE_CHECKING, cast
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
 
-from services.gateway.auth import AuthError, Identity, bearer_token
+from services.gateway.access_log import format_line
+from services.gateway.auth import AuthError, Identity
 from services.gateway.breaker import State
 from services.gateway.errors import error_response, reason
-from services.gateway.routes import strip_prefix
-from services.gateway.upstream import BLOCK_UPSTREAM, UpstreamConnection, UpstreamPool
+from services.gateway.upstream import (
+    BLOCK_UPSTREAM,
+    CHUNKED_BODY,
+    UpstreamConnection,
+    UpstreamPool,
+)
 
 if TYPE_CHECKING:
     from services.gateway.breaker import CircuitBreaker
@@ -80,25 +85,24 @@ _REQUEST_HEADERS: dict[bytes, int] = {
     b"upgrade": _DROP, b"proxy-authorization": _DROP,
     b"x-user-id": _DROP, b"x-user-roles": _DROP, b"x-user-session": _DROP,
 }
-_RESPONSE_DROP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te",
-                            b"trailer", b"transfer-encoding", b"upgrade", b"x-request-id",
-                            b"proxy-authenticate"})
 
 # The upstream's reason phrase is not parsed (one callback less per response): the standard
 # phrase for the code is sent, as HTTP/2 has none at all.
 _STATUS_LINES = {int(code): b"HTTP/1.1 %d %b\r\n" % (code, code.phrase.encode())
                  for code in HTTPStatus}
 
+_CLOSED = State.CLOSED  # a module global: an Enum member lookup per request costs more
+
 # Response body modes towards the client.
-_NO_BODY, _RAW, _CHUNKED = 0, 1, 2
+_NO_BODY, _RAW, _CHUNKED = 0, 1, CHUNKED_BODY
 
 
 class ClientConnection(asyncio.Protocol):
     """One client connection: parses requests and serves them in order."""
 
-    __slots__ = ("active", "blocked", "close_after_active", "closed", "gateway", "headers",
-                 "parser", "parsing", "peer", "peer_bytes", "queue", "transport", "upgrade", "url",
-                 "write_blocked")
+    __slots__ = ("active", "blocked", "close_after_active", "closed", "gateway", "lines",
+                 "parser", "parsing", "peer", "peer_bytes", "queue", "special", "transport",
+                 "upgrade", "url", "write_blocked")
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
@@ -107,7 +111,8 @@ class ClientConnection(asyncio.Protocol):
         self.peer = "-"
         self.peer_bytes = b"-"
         self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.lines: list[bytes] = []                          # forwarded header lines
+        self.special: list[tuple[int, bytes, bytes]] = []     # (code, name, value)
         self.parsing: Exchange | None = None
         self.active: Exchange | None = None
         self.queue: deque[Exchange] = deque()
@@ -165,19 +170,29 @@ class ClientConnection(asyncio.Protocol):
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        # Sorted here, as the parser hands each header over: most are forwarded as they are,
+        # the few that matter are kept aside for the exchange (see _REQUEST_HEADERS).
+        code = _REQUEST_HEADERS.get(name.lower())
+        if code is None:
+            self.lines.append(name + b": " + value + b"\r\n")
+            return
+        self.special.append((code, name, value))
+        if code == _KEEP_AUTH:
+            self.lines.append(name + b": " + value + b"\r\n")
 
     def on_headers_complete(self) -> None:
         parser = self.parser
         if parser.should_upgrade():
             self.upgrade = True  # refused when the parser raises HttpParserUpgrade
             self.parsing = None
-            self.headers = []
+            self.lines = []
+            self.special = []
             return
-        exchange = Exchange(self, parser.get_method(), self.url, self.headers,
+        exchange = Exchange(self, parser.get_method(), self.url, self.lines, self.special,
                             parser.get_http_version(), parser.should_keep_alive())
         self.url = b""
-        self.headers = []
+        self.lines = []
+        self.special = []
         self.parsing = exchange
         if self.active is None:
             self.active = exchange
@@ -191,8 +206,15 @@ class ClientConnection(asyncio.Protocol):
             self.parsing.on_request_body(body)
 
     def on_message_complete(self) -> None:
-        if self.parsing is not None:
-            self.parsing.on_request_complete()
+        exchange = self.parsing
+        if exchange is None:
+            return
+        if exchange.req_chunked:
+            exchange.on_request_complete()
+            return
+        exchange.request_done = True  # on_request_complete(), written out for the usual case
+        if exchange.response_done:
+            self.exchange_done(exchange)
 
     # -- flow control -----------------------------------------------------------------------
     def block_reading(self, reason: int) -> None:
@@ -251,7 +273,7 @@ class Exchange:
     conn: UpstreamConnection | None = None
     tried: list[Instance] | None = None
     attempts = 0
-    deadline = 0.0             # response head due by then (clock()); see Gateway.sweep_timeouts
+    deadline = 0.0             # response head due by then (clock()), see Gateway.sweep_timeouts
     pending: list[bytes] | None = None   # body received before an upstream connection existed
     pending_bytes = 0
     replay_bytes = 0
@@ -266,8 +288,11 @@ class Exchange:
     rate_headers = b""
     request_line = b""
 
-    def __init__(self, client: ClientConnection, method: bytes, url: bytes,
-                 headers: list[tuple[bytes, bytes]], version: str, keep_alive: bool) -> None:
+    def __init__(self, client: ClientConnection, method: bytes, url: bytes, lines: list[bytes],
+                 special: list[tuple[int, bytes, bytes]], version: str,
+                 keep_alive: bool) -> None:
+        """``lines``: the header lines to forward as they are; ``special``: the headers the
+        gateway acts on, as (code, name, value) — sorted by ClientConnection.on_header."""
         gateway = client.gateway
         self.client = client
         self.gateway = gateway
@@ -279,21 +304,13 @@ class Exchange:
         self.replay: list[bytes] | None = [] if method in IDEMPOTENT else None
         self.out: list[bytes] = []  # response bytes for the client, written once per read
 
-        # One pass over the headers: forward most as they are, note the ones that matter.
-        lines: list[bytes] = []
         request_id = auth = xff = proto = fhost = None
         host = b""
         chunked = expect = False
         connection_tokens: list[bytes] | None = None
-        codes = _REQUEST_HEADERS
-        for name, value in headers:
-            lname = name.lower()
-            code = codes.get(lname)
-            if code is None:
-                lines.append(name + b": " + value + b"\r\n")
-            elif code == _KEEP_AUTH:
+        for code, _name, value in special:
+            if code == _KEEP_AUTH:
                 auth = value
-                lines.append(name + b": " + value + b"\r\n")
             elif code == _HOST:
                 host = value
             elif code == _REQUEST_ID:
@@ -324,12 +341,11 @@ class Exchange:
             self.request_id = request_id.decode("ascii")
         else:
             self.request_id = gateway.new_request_id()
-        self.rid = rid = self.request_id.encode("ascii")
+        self.rid_line = rid_line = b"x-request-id: %b\r\n" % self.request_id.encode("ascii")
         peer = client.peer_bytes
-        lines.append(b"x-request-id: " + rid + b"\r\nx-forwarded-for: "
-                     + (xff + b", " + peer if xff else peer)
-                     + b"\r\nx-forwarded-proto: " + (proto or b"http")
-                     + b"\r\nx-forwarded-host: " + (fhost or host) + b"\r\n")
+        lines.append(rid_line)
+        lines.append(b"x-forwarded-for: %b\r\nx-forwarded-proto: %b\r\nx-forwarded-host: %b\r\n"
+                     % (xff + b", " + peer if xff else peer, proto or b"http", fhost or host))
         if chunked:
             lines.append(b"transfer-encoding: chunked\r\n")
         self.head_tail = b"".join(lines)
@@ -371,7 +387,10 @@ class Exchange:
         self.route = route
 
         verifier = gateway.verifier
-        token = bearer_token(self.auth) if self.auth is not None else None
+        auth = self.auth  # bearer_token(), written out
+        token = (auth[7:].strip() or None) if auth is not None and auth[:7].lower() == b"bearer " \
+            else None
+        identity: Identity | None = None
         if not (table.public and table.is_public(method, path)):
             if verifier is None:
                 self.fail(401, "token verification is not configured",
@@ -380,11 +399,13 @@ class Exchange:
             if token is None:
                 self.fail(401, "bearer token required", WWW_AUTHENTICATE_MISSING)
                 return
-            try:
-                identity = verifier.verify(token)
-            except AuthError as error:
-                self.fail(401, str(error), WWW_AUTHENTICATE)
-                return
+            identity = verifier.valid.get(token)  # the cache hit, written out; expiry below
+            if identity is None or identity.exp + verifier.leeway_s <= verifier.clock():
+                try:
+                    identity = verifier.verify(token)
+                except AuthError as error:
+                    self.fail(401, str(error), WWW_AUTHENTICATE)
+                    return
             revoked = gateway.revoked
             if identity.sid in revoked.sids or identity.jti in revoked.jtis:
                 self.fail(401, "token revoked", WWW_AUTHENTICATE)
@@ -394,14 +415,16 @@ class Exchange:
             # Public route: a good token still identifies the caller; a bad one is ignored.
             try:
                 identity = verifier.verify(token)
-                if not gateway.revoked.is_revoked(identity):
+                if gateway.revoked.is_revoked(identity):
+                    identity = None
+                else:
                     self.identity = identity
             except AuthError:
-                pass
+                identity = None
 
         limit = route.rate_limit
         if limit is not None:
-            client = self.identity.sub if self.identity is not None else self.client_address()
+            client = identity.sub if identity is not None else self.client_address()
             allowed, remaining, retry_after = gateway.limiter.acquire(
                 route.id + "\x00" + client, limit, self.started)
             self.rate_headers = (b"x-ratelimit-remaining: %d\r\n" % remaining) \
@@ -412,19 +435,24 @@ class Exchange:
                 return
 
         breaker = gateway.breakers[route.id]
-        if breaker.state is not State.CLOSED and not breaker.allow():
+        if breaker.state is not _CLOSED and not breaker.allow():
             wait = max(1, int(breaker.retry_after_s() + 0.999))
             self.fail(503, f"circuit open for route {route.id}", b"retry-after: %d\r\n" % wait)
             return
         self.breaker = breaker
         self.breaker_open = True
 
-        target = strip_prefix(path_bytes, route.strip) if route.strip else path_bytes
+        strip = route.strip  # strip_prefix(), written out
+        if strip:
+            pieces = path_bytes.split(b"/", strip + 1)
+            target = b"/" + pieces[strip + 1] if len(pieces) > strip + 1 else b"/"
+        else:
+            target = path_bytes
         if has_query:
             target += b"?" + query
         self.request_line = method + b" " + target + b" HTTP/1.1\r\n"
-        identity_lines = self.identity.headers if self.identity is not None else b""
-        self.head_tail = identity_lines + self.head_tail + b"\r\n"
+        self.head_tail = (identity.headers + self.head_tail + b"\r\n" if identity is not None
+                          else self.head_tail + b"\r\n")
         if self.expect_continue and not self.request_done:
             self.client.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         self.forward()
@@ -454,11 +482,13 @@ class Exchange:
             pool = self.gateway.pools.get(instance.host, instance.port)
             if route.target.instance is not None:
                 route.pool = pool
-        conn = pool.acquire()
-        if conn is not None:
-            self.attach(conn, pool)
-        else:
-            self.gateway.loop.create_task(self.connect(pool, instance))
+        idle = pool.idle  # pool.acquire(), written out
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and not conn.transport.is_closing():  # type: ignore[union-attr]
+                self.attach(conn, pool)
+                return
+        self.gateway.loop.create_task(self.connect(pool, instance))
 
     async def connect(self, pool: UpstreamPool, instance: Instance) -> None:
         route = self.route
@@ -503,9 +533,7 @@ class Exchange:
         conn.transport.write(data)  # type: ignore[union-attr]  # connected: has a transport
         if self.client.write_blocked and conn.transport is not None:
             conn.transport.pause_reading()
-        gateway = self.gateway
-        self.deadline = gateway.clock() + route.response_timeout_s
-        gateway.awaiting[self] = None
+        self.deadline = self.gateway.clock() + route.response_timeout_s
 
     def on_request_body(self, body: bytes) -> None:
         if self.done or (self.response_done and not self.request_done):
@@ -557,7 +585,6 @@ class Exchange:
             else:
                 self.abort("upstream closed the connection mid-response")
             return
-        self._cancel_timer()
         if not conn.received and self.replay is not None:
             if conn.uses:  # a stale pooled connection: its siblings are likely stale too
                 conn.pool.close_idle()
@@ -578,39 +605,29 @@ class Exchange:
         if self.response_started:
             self.abort(message)
         else:
-            self._cancel_timer()
-            self.fail_upstream(502, message)
+                self.fail_upstream(502, message)
 
-    def on_response_head(self, conn: UpstreamConnection, status: int,
-                         headers: list[tuple[bytes, bytes]]) -> None:
-        self.gateway.awaiting.pop(self, None)
+    def on_response_head(self, conn: UpstreamConnection, status: int, lines: list[bytes],
+                         has_length: bool, chunked: bool) -> None:
+        """``lines``: the header lines to forward (UpstreamConnection.on_header sorted them)."""
         self.status = status
         self.response_started = True
         route = self.route
         assert route is not None
-        if self.breaker_open and self.breaker is not None:
+        breaker = self.breaker
+        if self.breaker_open and breaker is not None:
             self.breaker_open = False
-            self.breaker.record(status in route.breaker.failure_statuses)
+            failure = status in route.breaker.failure_statuses
+            if failure or not breaker.steady:
+                breaker.record(failure)
         status_line = _STATUS_LINES.get(status)
         if status_line is None:
             status_line = b"HTTP/1.1 %d %b\r\n" % (status, reason(status).encode())
-        lines = [status_line]
-        length = None
-        chunked = False
-        drop = _RESPONSE_DROP
-        for name, value in headers:
-            lname = name.lower()
-            if lname in drop:
-                if lname == b"transfer-encoding":
-                    chunked = b"chunked" in value.lower()
-                continue
-            if lname == b"content-length":
-                length = value
-            lines.append(name + b": " + value + b"\r\n")
+        lines.insert(0, status_line)
         head_request = self.method == b"HEAD"
         if head_request or status in (204, 304):
             mode = _NO_BODY
-        elif length is not None and not chunked:
+        elif has_length and not chunked:
             mode = _RAW
         elif self.version == "1.1":
             mode = _CHUNKED
@@ -621,7 +638,7 @@ class Exchange:
             self.until_close = not chunked
             self.keep_alive = False
         self.body_mode = mode
-        lines.append(b"x-request-id: " + self.rid + b"\r\n")
+        lines.append(self.rid_line)
         if self.rate_headers:
             lines.append(self.rate_headers)
         if not self.keep_alive:
@@ -652,9 +669,12 @@ class Exchange:
             out.clear()
 
     def on_response_complete(self, conn: UpstreamConnection) -> None:
+        out = self.out
         if self.body_mode == _CHUNKED:
-            self.out.append(b"0\r\n\r\n")
-        self.flush()
+            out.append(b"0\r\n\r\n")
+        if out:  # flush(), written out
+            self.client.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
         if self.conn is conn:
             self.conn = None
             if self.request_done and conn.parser.should_keep_alive() and not self.until_close:
@@ -669,10 +689,6 @@ class Exchange:
             self.client.exchange_done(self)
 
     # -- endings ----------------------------------------------------------------------------
-    def _cancel_timer(self) -> None:
-        if self.deadline:
-            self.gateway.awaiting.pop(self, None)
-
     def fail_upstream(self, status: int, message: str) -> None:
         if self.breaker_open and self.breaker is not None:
             self.breaker_open = False
@@ -683,7 +699,6 @@ class Exchange:
         """Answer with the JSON error shape; the rest of the request body is dropped."""
         if self.done:
             return
-        self._cancel_timer()
         self.status = status
         self.response_started = self.response_done = self.done = True
         if self.expect_continue and not self.request_done:
@@ -735,7 +750,6 @@ class Exchange:
         if self.done:
             return
         self.done = True
-        self._cancel_timer()
         conn, self.conn = self.conn, None
         if conn is not None:
             conn.exchange = None
@@ -755,7 +769,7 @@ class Exchange:
         now = gateway.clock()
         route = self.route
         instance = self.instance
-        access_log.batch.append((
+        access_log.batch.append(format_line(
             gateway.wall_offset + self.started, self.request_id, self.method.decode("latin-1"),
             self.path, route.id if route is not None else "-",
             instance.instance_id if instance is not None else "-", self.status,

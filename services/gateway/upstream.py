@@ -27,15 +27,17 @@ if TYPE_CHECKING:
 class UpstreamConnection(asyncio.Protocol):
     """One connection to an instance; serves one exchange at a time."""
 
-    __slots__ = ("closed", "exchange", "headers", "idle_since", "interim", "parser", "pool",
-                 "received", "transport", "uses")
+    __slots__ = ("chunked", "closed", "exchange", "has_length", "idle_since", "interim",
+                 "lines", "parser", "pool", "received", "transport", "uses")
 
     def __init__(self, pool: UpstreamPool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
         self.parser = HttpResponseParser(self)
         self.exchange: Exchange | None = None
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.lines: list[bytes] = []   # the response head's header lines, as forwarded
+        self.has_length = False
+        self.chunked = False
         self.interim = False
         self.received = False   # any byte of the current response seen
         self.closed = False
@@ -87,22 +89,35 @@ class UpstreamConnection(asyncio.Protocol):
     # (No on_message_begin / on_status: one Python call each per response; the header list is
     # reset when consumed and the reason phrase is not forwarded.)
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+        # Sorted as the parser hands each header over: hop-by-hop ones (and the request id,
+        # which the gateway sets) are dropped, the framing noted, the rest kept as lines.
+        lname = name.lower()
+        if lname in RESPONSE_DROP:
+            if lname == b"transfer-encoding":
+                self.chunked = b"chunked" in value.lower()
+            return
+        if lname == b"content-length":
+            self.has_length = True
+        self.lines.append(name + b": " + value + b"\r\n")
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
-        headers, self.headers = self.headers, []
+        lines, self.lines = self.lines, []
+        has_length, chunked = self.has_length, self.chunked
+        self.has_length = self.chunked = False
         if status < 200 and status != 101:
             self.interim = True  # 100 Continue / 103 Early Hints: not forwarded
             return
         exchange = self.exchange
         if exchange is not None:
-            exchange.on_response_head(self, status, headers)
+            exchange.on_response_head(self, status, lines, has_length, chunked)
 
     def on_body(self, body: bytes) -> None:
         exchange = self.exchange
         if exchange is not None and not self.interim:
-            exchange.on_response_body(body)
+            exchange.resp_bytes += len(body)  # exchange.on_response_body(), written out
+            chunked = exchange.body_mode == CHUNKED_BODY
+            exchange.out.append(b"%x\r\n%b\r\n" % (len(body), body) if chunked else body)
 
     def on_message_complete(self) -> None:
         if self.interim:
@@ -135,7 +150,7 @@ class UpstreamConnection(asyncio.Protocol):
         pool = self.pool
         if self.closed:
             return
-        idle = pool._idle
+        idle = pool.idle
         if len(idle) >= pool.max_idle:
             self.close()
             return
@@ -145,13 +160,27 @@ class UpstreamConnection(asyncio.Protocol):
 
 
 BLOCK_UPSTREAM = 1  # client reading blocked because the upstream's write buffer is full
+CHUNKED_BODY = 2    # Exchange.body_mode: the response is re-chunked towards the client
+# Response headers the gateway does not forward: hop-by-hop (RFC 9110 7.6.1), and the request
+# id, which it sets itself.
+RESPONSE_DROP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te",
+                           b"trailer", b"transfer-encoding", b"upgrade", b"x-request-id",
+                           b"proxy-authenticate"})
 
 
 class UpstreamPool:
     """Idle keep-alive connections to one instance address (most recently used first)."""
 
-    __slots__ = ("_idle", "connects", "host", "host_line", "idle_timeout_s", "loop",
-                 "max_idle", "port")
+    __slots__ = (
+        "connects",
+        "host",
+        "host_line",
+        "idle",
+        "idle_timeout_s",
+        "loop",
+        "max_idle",
+        "port",
+    )
 
     def __init__(self, host: str, port: int, *, max_idle: int, idle_timeout_s: float,
                  loop: asyncio.AbstractEventLoop) -> None:
@@ -161,12 +190,12 @@ class UpstreamPool:
         self.max_idle = max_idle
         self.idle_timeout_s = idle_timeout_s
         self.loop = loop
-        self._idle: list[UpstreamConnection] = []
+        self.idle: list[UpstreamConnection] = []
         self.connects = 0  # connections opened: tests use it to see reuse
 
     def acquire(self) -> UpstreamConnection | None:
         """An idle connection that is still open, or None."""
-        idle = self._idle
+        idle = self.idle
         while idle:
             conn = idle.pop()
             if not conn.closed and conn.transport is not None \
@@ -185,31 +214,31 @@ class UpstreamPool:
     def release(self, conn: UpstreamConnection) -> None:
         if conn.closed:
             return
-        if len(self._idle) >= self.max_idle:
+        if len(self.idle) >= self.max_idle:
             conn.close()
             return
         conn.uses += 1
         conn.idle_since = self.loop.time()
-        self._idle.append(conn)
+        self.idle.append(conn)
 
     def discard(self, conn: UpstreamConnection) -> None:
         with contextlib.suppress(ValueError):
-            self._idle.remove(conn)
+            self.idle.remove(conn)
 
     def close_idle(self, older_than: float | None = None) -> None:
         """Close idle connections unused since ``older_than`` (loop time); all when None."""
         keep: list[UpstreamConnection] = []
-        for conn in self._idle:
+        for conn in self.idle:
             if older_than is None or conn.idle_since < older_than:
                 conn.closed = True
                 if conn.transport is not None:
                     conn.transport.close()
             else:
                 keep.append(conn)
-        self._idle = keep
+        self.idle = keep
 
     def __len__(self) -> int:
-        return len(self._idle)
+        return len(self.idle)
 
 
 class Pools:

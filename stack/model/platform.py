@@ -1,10 +1,16 @@
-"""The root of the stack model: one object that describes the whole COME2US deployment."""
+"""The root of the stack model: one object that describes the whole COME2US deployment.
+
+`region`, `aws`, `data` and `compute` are what the local runtime runs; `cloud` is what only
+the AWS rendering needs (network, security groups, edge, alarms, CI host). An environment
+(`stack.model.environment.Environment`) chooses the sizes and counts on top of it.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
 
+from stack.model.cloud import CloudLayer
 from stack.model.compute import Compute
 from stack.model.data import AwsEndpoint, DataLayer
 from stack.model.placement import Node, Region
@@ -17,6 +23,7 @@ class Platform:
     aws: AwsEndpoint
     data: DataLayer
     compute: Compute
+    cloud: CloudLayer
 
     def nodes(self) -> tuple[Node, ...]:
         """Every server process of the model, in no particular order."""
@@ -46,5 +53,29 @@ class Platform:
         for node in nodes:
             if node.host not in node.zone.loopback:
                 problems.append(f"{node.name} at {node.host} is outside {node.zone.label}")
+        problems.extend(self._cloud_problems())
         if problems:
             raise ValueError("invalid stack model: " + "; ".join(problems))
+
+    def _cloud_problems(self) -> list[str]:
+        """The AWS layer names services and AZs of the model: they must exist."""
+        cloud = self.cloud
+        problems: list[str] = []
+        services = {spec.name for spec in self.compute.services}
+        if cloud.edge.entry_service not in services:
+            problems.append(f"the ALB forwards to {cloud.edge.entry_service!r}, "
+                            f"which is not a service")
+        zones = {zone.label for zone in self.region.zones}
+        blue_green = cloud.edge.blue_green
+        placed = {
+            "blue": blue_green.blue_zone,
+            "green": blue_green.green_zone,
+            "the Jenkins host": cloud.ci.zone_label,
+            "the bastion": cloud.network.bastion.zone_label,
+        }
+        for what, label in placed.items():
+            if label not in zones:
+                problems.append(f"{what} is placed in {label!r}, which is not an AZ")
+        if blue_green.blue_zone == blue_green.green_zone:
+            problems.append("blue and green share an AZ: a deploy could not switch AZs (§7-1)")
+        return problems

@@ -101,17 +101,18 @@ def test_rejections_are_cached_too(keys: KeyPair, other_keys: KeyPair) -> None:
     assert check.verifications == 1
 
 
-def test_cache_is_bounded_lru(keys: KeyPair) -> None:
+def test_cache_is_bounded_oldest_first(keys: KeyPair) -> None:
     check = verifier(keys, cache_size=2)
     first, second, third = (keys.token().encode() for _ in range(3))
     check.verify(first)
     check.verify(second)
-    check.verify(first)       # first is now the most recent
-    check.verify(third)       # evicts second
+    check.verify(third)       # evicts first, the oldest
+    assert len(check.valid) == 2
     before = check.verifications
-    check.verify(first)
-    assert check.verifications == before
     check.verify(second)
+    check.verify(third)
+    assert check.verifications == before
+    check.verify(first)       # verified again, once
     assert check.verifications == before + 1
 
 

@@ -98,6 +98,24 @@ kafka_jars() {
   "$VENV/bin/python" -m stack.local.kafka_jars
 }
 
+# --- checkov, in a virtualenv of its own ----------------------------------------------------------
+# checkov pins boto3 and packaging to versions that conflict with moto and pytest in .venv, so
+# `come2us synth` runs it from tools/checkov/.venv (pinned by tools/checkov/requirements.txt).
+checkov_env() {
+  local dir="$ROOT/tools/checkov" stamp want
+  stamp="$dir/.venv/.come2us-installed"
+  want="$(sha256sum < "$dir/requirements.txt" | cut -d' ' -f1)"
+  if [ -x "$dir/.venv/bin/checkov" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    return 0
+  fi
+  say "installing checkov into tools/checkov/.venv (pinned by tools/checkov/requirements.txt)"
+  "$(find_python)" -m venv "$dir/.venv"
+  "$dir/.venv/bin/python" -m pip install -q --upgrade pip
+  "$dir/.venv/bin/python" -m pip install -q -r "$dir/requirements.txt"
+  echo "$want" > "$stamp"
+}
+
 os_packages
 python_env
 kafka_jars
+checkov_env
