@@ -29,6 +29,7 @@ from stack.model.cloud import CloudLayer, ManagedStores, TaskRuntime
 from stack.model.compute import (
     Compute,
     HealthCheck,
+    Instance,
     Scaling,
     ScalingMode,
     ServiceSpec,
@@ -45,7 +46,7 @@ from stack.model.observability import (
     Observability,
     Subject,
 )
-from stack.model.placement import seoul
+from stack.model.placement import Zone, loopback_block, seoul
 from stack.model.security import INTERNET, Group, SecurityPolicy, between
 
 # Host numbers inside each zone's /24: one per process, the same number in every AZ for the
@@ -56,6 +57,9 @@ SESSION_REDIS_HOST = 21
 SENTINEL_HOST = 22
 CACHE_REDIS_HOST = 31
 KAFKA_HOST = 41
+DISCOVERY_HOST = 51
+CONFIG_HOST = 52
+GATEWAY_HOST = 53
 
 
 HEALTH_PATH = "/actuator/health"
@@ -93,9 +97,40 @@ def services() -> tuple[ServiceSpec, ...]:
     )
 
 
-@cache
+def compute(az_a: Zone, az_b: Zone) -> Compute:
+    """The programs, and where the core's long-lived instances run locally.
+
+    Discovery runs in both AZs (seed: 1 to 2 tasks) and replicates, so either AZ can be lost;
+    the config server and the gateway start in AZ-a, the blue side (§7-1).
+    """
+    specs = services()
+    by_name = {spec.name: spec for spec in specs}
+
+    def place(service: str, zone: Zone, host: int) -> Instance:
+        spec = by_name[service]
+        suffix = zone.label.removeprefix("AZ-")
+        return Instance(spec, Node(f"{service}-{suffix}", zone, zone.address(host), spec.port,
+                                   service))
+
+    return Compute(
+        services=specs,
+        instances=(
+            place("discovery", az_a, DISCOVERY_HOST),
+            place("discovery", az_b, DISCOVERY_HOST),
+            place("config", az_a, CONFIG_HOST),
+        ),
+    )
+
+
 def come2us() -> Platform:
-    region = seoul()
+    """The model, on the loopback block this process was told to use (0 by default)."""
+    return come2us_on_block(loopback_block())
+
+
+@cache
+def come2us_on_block(block: int) -> Platform:
+    """The model with the local cloud on 127.<block>.x.x; files that show addresses use 0."""
+    region = seoul(block)
     az_a, az_b = region.zones
     regional = region.regional
 
@@ -170,7 +205,7 @@ def come2us() -> Platform:
             ),
             lock_table=LockTable(name="come2us-deploy-lock", partition_key="LockID"),
         ),
-        compute=Compute(services=services(), instances=()),
+        compute=compute(az_a, az_b),
         cloud=cloud_layer(postgres, session_redis, cache_redis),
     )
     platform.validate()

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from stack.local.backend import Backend
+from stack.local.backend import Backend, ProcessBackend
 from stack.local.component import Component, ComponentError, Health, ProcessSpec
 from stack.local.endpoints import endpoints
 from stack.local.workspace import PROJECT_ROOT, Workspace
@@ -194,7 +194,10 @@ def _timeouts(instance: Instance) -> Timeouts:
 
 def service_components(model: Platform, workspace: Workspace,
                        backend: Backend) -> list[Component]:
+    """The platform's programs run as local processes whatever runs the backing services:
+    the Docker path containerises only what docker-compose.localstack.yml describes."""
     wiring = ServiceWiring(model, workspace)
-    return [ServiceProcess(instance, wiring, workspace, backend)
+    processes = backend if backend.runs_local_processes else ProcessBackend()
+    return [ServiceProcess(instance, wiring, workspace, processes)
             for instance in model.compute.instances]
 

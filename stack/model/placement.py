@@ -8,6 +8,7 @@ are placed in the regional range, so they survive the loss of either AZ as they 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
@@ -58,13 +59,30 @@ class Region:
         raise KeyError(f"no zone labelled {label!r}; known: {[z.label for z in every]}")
 
 
-def seoul() -> Region:
+BLOCK_ENV = "COME2US_LOOPBACK_BLOCK"
+
+
+def loopback_block() -> int:
+    """Which 127.N.0.0/16 block the local cloud uses: 0 unless COME2US_LOOPBACK_BLOCK says.
+
+    A second block lets a second local cloud (a test session, another checkout) run beside the
+    first with the same ports: AZ-a is then 127.N.1.x, AZ-b 127.N.2.x, the region 127.N.3.x.
+    """
+    raw = os.environ.get(BLOCK_ENV, "0")
+    if not raw.isdigit() or not 0 <= int(raw) <= 254:
+        raise ValueError(f"{BLOCK_ENV}={raw!r}: expected a number from 0 to 254")
+    return int(raw)
+
+
+def seoul(block: int | None = None) -> Region:
     """The seed's region: two AZs (AZ-a for blue, AZ-b for green) in ap-northeast-2."""
+    n = loopback_block() if block is None else block
     return Region(
         name="ap-northeast-2",
         zones=(
-            Zone("ap-northeast-2a", "AZ-a", IPv4Network("127.0.1.0/24")),
-            Zone("ap-northeast-2b", "AZ-b", IPv4Network("127.0.2.0/24")),
+            Zone("ap-northeast-2a", "AZ-a", IPv4Network(f"127.{n}.1.0/24")),
+            Zone("ap-northeast-2b", "AZ-b", IPv4Network(f"127.{n}.2.0/24")),
         ),
-        regional=Zone("ap-northeast-2", "region", IPv4Network("127.0.3.0/24"), is_region=True),
+        regional=Zone("ap-northeast-2", "region", IPv4Network(f"127.{n}.3.0/24"),
+                      is_region=True),
     )

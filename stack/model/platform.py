@@ -25,8 +25,8 @@ class Platform:
     compute: Compute
     cloud: CloudLayer
 
-    def nodes(self) -> tuple[Node, ...]:
-        """Every server process of the model, in no particular order."""
+    def backing_nodes(self) -> tuple[Node, ...]:
+        """The AWS endpoint and the data layer: what runs before any program of the platform."""
         data = self.data
         return (
             *self.aws.nodes,
@@ -34,8 +34,11 @@ class Platform:
             *data.session_redis.nodes,
             *data.cache_redis.nodes,
             *data.kafka.nodes,
-            *(instance.node for instance in self.compute.instances),
         )
+
+    def nodes(self) -> tuple[Node, ...]:
+        """Every server process of the model: backing services, then the platform's programs."""
+        return (*self.backing_nodes(), *(i.node for i in self.compute.instances))
 
     def validate(self) -> None:
         """Refuse a model in which two processes would fight over a name or a socket."""

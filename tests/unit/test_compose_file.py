@@ -1,7 +1,7 @@
 """docker-compose.localstack.yml agrees with the stack model, and Compose itself accepts it.
 
 The compose file cannot read the model, so it restates names, zones, addresses, ports and
-settings; these tests read every one of those from `stack.come2us.come2us()` and compare.
+settings; these tests read every one of those from `stack.come2us.come2us_on_block(0)` and compare.
 Syntax is checked without a Docker engine by tools/composecheck, a small Go program around
 compose-spec/compose-go: the loader `docker compose` itself is built on, which validates the
 file against the Compose JSON schema, interpolates variables, applies profiles and checks that
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stack.come2us import come2us
+from stack.come2us import come2us_on_block
 from stack.local.containers import (
     COMPOSE_FILE,
     DATA_VARIABLE,
@@ -42,7 +42,7 @@ DATA_MOUNT = re.compile(r"^\$\{" + DATA_VARIABLE + r":-(?P<default>[^}]*)\}/(?P<
 
 @pytest.fixture(scope="module")
 def model() -> Platform:
-    return come2us()
+    return come2us_on_block(0)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def timeouts_by_node(model: Platform) -> dict[str, Timeouts]:
 
 def test_every_model_node_has_a_service_of_the_same_name(
         model: Platform, services: dict[str, Any]) -> None:
-    nodes = {node.name for node in model.nodes()}
+    nodes = {node.name for node in model.backing_nodes()}
     assert nodes <= set(services), f"missing services: {sorted(nodes - set(services))}"
     # Anything else is one of the two documented extras, not a stray node.
     assert set(services) - nodes == {LOCALSTACK_SERVICE, SYNC_COMMIT_JOB}
@@ -125,7 +125,7 @@ def test_every_service_uses_the_host_network_and_never_restarts_itself(
 
 def test_labels_name_the_node_its_zone_and_role(model: Platform,
                                                 services: dict[str, Any]) -> None:
-    for node in model.nodes():
+    for node in model.backing_nodes():
         labels = services[node.name]["labels"]
         assert labels == {"come2us.node": node.name, "come2us.zone": node.zone.label,
                           "come2us.role": node.role}, node.name
@@ -134,7 +134,7 @@ def test_labels_name_the_node_its_zone_and_role(model: Platform,
 
 def test_each_node_service_carries_its_host_and_port(model: Platform,
                                                      services: dict[str, Any]) -> None:
-    for node in model.nodes():
+    for node in model.backing_nodes():
         service = services[node.name]
         text = " ".join([*words(service), *env(service).values()])
         assert str(node.host) in text, f"{node.name}: {node.host} not in its command/environment"
@@ -143,7 +143,7 @@ def test_each_node_service_carries_its_host_and_port(model: Platform,
 
 def test_each_node_service_has_a_health_check_of_its_own_address(
         model: Platform, services: dict[str, Any]) -> None:
-    for node in [*model.nodes(), model.aws.node]:
+    for node in [*model.backing_nodes(), model.aws.node]:
         for name in {node.name} | ({LOCALSTACK_SERVICE} if node == model.aws.node else set()):
             check = services[name].get("healthcheck") or {}
             test = check.get("test")
@@ -365,7 +365,7 @@ def test_compose_accepts_the_file(composecheck: Path, come2us_variables: dict[st
     done = load(composecheck, COMPOSE_FILE, come2us_variables)
     assert done.returncode == 0, done.stderr
     project = json.loads(done.stdout)
-    assert project["name"] == come2us().name
+    assert project["name"] == come2us_on_block(0).name
     assert set(project["services"]) == set(services) - {LOCALSTACK_SERVICE}
     for name, service in project["services"].items():
         for volume in service.get("volumes") or []:

@@ -425,7 +425,7 @@ def test_a_node_without_a_service_is_refused(workspace: Workspace) -> None:
 
 def test_every_model_node_has_a_runner(workspace: Workspace) -> None:
     backend = ContainerBackend(workspace)
-    for node in come2us().nodes():
+    for node in come2us().backing_nodes():
         assert backend.service_for(node.name) == node.name
 
 
