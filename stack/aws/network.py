@@ -100,4 +100,3 @@ def _add_flow_log(t: Template, scope: Scope, key: Key, vpc: Ref) -> None:
         "VpcFlowLog", ResourceId=vpc, ResourceType="VPC", TrafficType="REJECT",
         LogDestinationType="cloud-watch-logs", LogGroupName=Ref(group),
         DeliverLogsPermissionArn=GetAtt(role, "Arn")))
-
