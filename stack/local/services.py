@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from services.common.tokens import ISSUER_DEFAULT
 from stack.local.backend import Backend, ProcessBackend
 from stack.local.component import Component, ComponentError, Health, ProcessSpec
 from stack.local.endpoints import endpoints
@@ -28,7 +29,7 @@ CONFIG_REPO_ENV = "COME2US_CONFIG_REPO"  # a git repository to serve instead of 
 CONFIG_LABEL_ENV = "COME2US_CONFIG_LABEL"
 CONFIG_SEARCH_PATH = "config-repo"
 JWT_KEY = "jwt"
-JWT_ISSUER = "come2us"
+JWT_ISSUER = ISSUER_DEFAULT
 PROFILE = "local"
 PROBE_TIMEOUT_S = 0.5
 
@@ -72,6 +73,7 @@ class ServiceWiring:
     def platform_file(self) -> Path:
         """Write the platform property source the config server serves to every application."""
         data = self.model.data
+        timing = self.model.compute.discovery
         _, public_key = self.workspace.keypair(JWT_KEY)
         properties = {
             "come2us": {
@@ -85,6 +87,13 @@ class ServiceWiring:
                 "cache-redis": {"url": data.cache_redis.url},
                 "kafka": {"bootstrap-servers": data.kafka.bootstrap_servers},
                 "jwt": {"issuer": JWT_ISSUER},
+            },
+            "eureka": {
+                "instance": {
+                    "lease-renewal-interval-in-seconds": timing.renewal_interval_s,
+                    "lease-expiration-duration-in-seconds": timing.lease_s,
+                },
+                "client": {"registry-fetch-interval-seconds": timing.registry_fetch_s},
             },
             "gateway": {"jwt": {"issuer": JWT_ISSUER, "public-key": public_key}},
         }
@@ -111,8 +120,12 @@ class ServiceWiring:
 
 def _discovery_args(instance: Instance, wiring: ServiceWiring) -> list[str]:
     own = f"http://{instance.node.address}/eureka"
-    return [arg for url in wiring.urls("discovery", "/eureka") if url != own
-            for arg in ("--peer", url)]
+    timing = wiring.model.compute.discovery
+    peers = [arg for url in wiring.urls("discovery", "/eureka") if url != own
+             for arg in ("--peer", url)]
+    return [*peers, "--lease-duration-s", str(timing.lease_s),
+            "--renewal-interval-s", str(timing.renewal_interval_s),
+            "--eviction-interval-s", str(timing.eviction_interval_s)]
 
 
 def _config_args(instance: Instance, wiring: ServiceWiring) -> list[str]:

@@ -69,9 +69,28 @@ class Instance:
 
 
 @dataclass(frozen=True)
+class DiscoveryTiming:
+    """Eureka's clocks, scaled down for local use (Eureka's defaults: 30 s, 90 s, 60 s, 30 s).
+
+    An instance that stops heartbeating is gone from the registry within
+    ``lease_s + eviction_interval_s``; callers see it gone ``registry_fetch_s`` later at most.
+    """
+
+    renewal_interval_s: int = 1
+    lease_s: int = 5
+    eviction_interval_s: float = 1.0
+    registry_fetch_s: float = 1.0
+
+    @property
+    def eviction_bound_s(self) -> float:
+        return self.lease_s + self.eviction_interval_s
+
+
+@dataclass(frozen=True)
 class Compute:
     services: tuple[ServiceSpec, ...]
     instances: tuple[Instance, ...]
+    discovery: DiscoveryTiming = DiscoveryTiming()
 
     def service(self, name: str) -> ServiceSpec:
         for spec in self.services:

@@ -14,9 +14,16 @@ import pytest
 
 from services.common.properties import unflatten
 from services.config.formats import merged_properties
-from services.config.repository import EnvironmentRepository, GitRepository
+from services.config.repository import (
+    EnvironmentRepository,
+    GitRepository,
+    load_platform_source,
+)
 from services.gateway.routes import compile_routes
 from services.gateway.settings import from_config
+from stack.come2us import come2us
+from stack.local.services import ServiceWiring
+from stack.local.workspace import Workspace
 from tests.scratch_git import ScratchRepo
 
 CONFIG_REPO = Path(__file__).resolve().parents[2] / "config-repo"
@@ -56,9 +63,18 @@ def test_gateway_accepts_its_configuration(repository: EnvironmentRepository) ->
     assert payments is not None and payments.retries == 0  # a payment is never replayed
 
 
-def test_shared_settings_are_scaled_down_for_local_use(repository: EnvironmentRepository
-                                                       ) -> None:
+def test_shared_settings_name_the_bus_topic(repository: EnvironmentRepository) -> None:
     shared = merged_properties(repository.find_one("any-service", "local"))
     assert shared["spring.cloud.bus.destination"] == "springCloudBus"
-    assert shared["eureka.instance.lease-expiration-duration-in-seconds"] <= 5
-    assert shared["eureka.instance.lease-renewal-interval-in-seconds"] <= 1
+
+
+def test_the_platform_source_carries_the_models_discovery_timing(tmp_path: Path) -> None:
+    model = come2us()
+    workspace = Workspace(tmp_path)
+    workspace.ensure()
+    source = load_platform_source(ServiceWiring(model, workspace).platform_file())
+    timing = model.compute.discovery
+    assert source.source["eureka.instance.lease-expiration-duration-in-seconds"] == timing.lease_s
+    assert (source.source["eureka.instance.lease-renewal-interval-in-seconds"]
+            == timing.renewal_interval_s)
+    assert source.source["gateway.jwt.public-key"].startswith("-----BEGIN PUBLIC KEY-----")
