@@ -30,14 +30,20 @@ LOGGER = "services.gateway.access"
 
 _quote = json.encoder.encode_basestring  # the C implementation: a JSON string literal
 _second_cache: list[Any] = [-1, ""]
+_milli_cache: list[Any] = [-1, ""]
 
 
 def _timestamp(ts: float) -> str:
-    """ISO 8601 UTC with milliseconds; the seconds part is formatted once per second."""
-    second = int(ts)
+    """ISO 8601 UTC with milliseconds, formatted once per millisecond (tens of requests)."""
+    milli = int(ts * 1000)
+    if milli == _milli_cache[0]:
+        return str(_milli_cache[1])
+    second = milli // 1000
     if second != _second_cache[0]:
         _second_cache[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
-    return f"{_second_cache[1]}.{int((ts - second) * 1000):03d}Z"
+    text = f"{_second_cache[1]}.{milli % 1000:03d}Z"
+    _milli_cache[:] = [milli, text]
+    return text
 
 
 def format_entry(entry: Entry, service: str = "gateway") -> str:
