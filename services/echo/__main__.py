@@ -21,6 +21,8 @@ def parse_args(argv: Sequence[str] | None = None) -> EchoSettings:
     parser.add_argument("--discovery-url", action="append", default=[])
     parser.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
                         help="discovery metadata, e.g. zone=AZ-a or colour=blue")
+    parser.add_argument("--lease-duration-s", type=int, default=5)
+    parser.add_argument("--renewal-interval-s", type=float, default=1.0)
     args = parser.parse_args(argv)
     metadata = {}
     for item in args.meta:
@@ -30,7 +32,9 @@ def parse_args(argv: Sequence[str] | None = None) -> EchoSettings:
         metadata[key] = value
     return EchoSettings(app=args.app, instance_id=f"{args.app}:{args.host}:{args.port}",
                         host=args.host, port=args.port,
-                        discovery_urls=tuple(args.discovery_url), metadata=metadata)
+                        discovery_urls=tuple(args.discovery_url), metadata=metadata,
+                        lease_duration_s=args.lease_duration_s,
+                        renewal_interval_s=args.renewal_interval_s)
 
 
 async def serve(settings: EchoSettings) -> None:
@@ -43,6 +47,8 @@ async def serve(settings: EchoSettings) -> None:
     registration = Registration(
         app=settings.app, instance_id=settings.instance_id, host=settings.host,
         port=settings.port, metadata=settings.metadata,
+        lease_duration_s=settings.lease_duration_s,
+        renewal_interval_s=settings.renewal_interval_s,
         health_check_url=f"http://{settings.host}:{settings.port}/actuator/health")
     async with DiscoveryClient(settings.discovery_urls, registration):
         await server.serve()

@@ -22,6 +22,8 @@ class EchoSettings:
     port: int
     discovery_urls: tuple[str, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)
+    lease_duration_s: int = 5
+    renewal_interval_s: float = 1.0
 
 
 def create_app(settings: EchoSettings) -> Starlette:

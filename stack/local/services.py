@@ -22,8 +22,8 @@ from stack.local.backend import Backend, ProcessBackend
 from stack.local.component import Component, ComponentError, Health, ProcessSpec
 from stack.local.endpoints import endpoints
 from stack.local.workspace import PROJECT_ROOT, Workspace
-from stack.model import Platform, Timeouts
-from stack.model.compute import Instance
+from stack.model import Node, Platform, Timeouts
+from stack.model.compute import HealthCheck, Instance, Scaling, ScalingMode, ServiceSpec
 
 CONFIG_REPO_ENV = "COME2US_CONFIG_REPO"  # a git repository to serve instead of this project
 CONFIG_LABEL_ENV = "COME2US_CONFIG_LABEL"
@@ -148,11 +148,36 @@ def _service_args(instance: Instance, wiring: ServiceWiring) -> list[str]:
     return ["--config-url", wiring.config_url(), *wiring.discovery_args(), "--profile", PROFILE]
 
 
+def _echo_args(instance: Instance, wiring: ServiceWiring) -> list[str]:
+    timing = wiring.model.compute.discovery
+    return [*wiring.discovery_args(), "--meta", f"zone={instance.node.zone.label}",
+            "--lease-duration-s", str(timing.lease_s),
+            "--renewal-interval-s", str(timing.renewal_interval_s)]
+
+
 ARGUMENTS: dict[str, Callable[[Instance, ServiceWiring], list[str]]] = {
     "discovery": _discovery_args,
     "config": _config_args,
     "gateway": _gateway_args,
+    "echo-service": _echo_args,
 }
+
+# A stand-in for a business service whose own behaviour is not under test (services/echo):
+# features start instances of it on demand, in the task range of an AZ's addresses.
+ECHO = ServiceSpec("echo-service", "services.echo", 9100, 256, 512,
+                   HealthCheck(path="/actuator/health", interval_s=1.0, timeout_s=0.5,
+                               healthy_threshold=2, unhealthy_threshold=2, grace_period_s=10.0),
+                   Scaling(1, 4, ScalingMode.MANUAL, target_cpu_percent=None))
+TASK_HOSTS = range(100, 200)  # host numbers of on-demand instances inside each AZ's range
+
+
+def on_demand_instance(model: Platform, spec: ServiceSpec, zone_label: str,
+                       index: int) -> Instance:
+    """An instance of ``spec`` outside the model's fixed placement (e.g. for a feature)."""
+    zone = model.region.zone(zone_label)
+    host = TASK_HOSTS[index]
+    name = f"{spec.name}-{zone.label.removeprefix('AZ-').lower()}{index}"
+    return Instance(spec, Node(name, zone, zone.address(host), spec.port, spec.name))
 
 
 class ServiceProcess(Component):
