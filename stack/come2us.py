@@ -118,6 +118,7 @@ def compute(az_a: Zone, az_b: Zone) -> Compute:
             place("discovery", az_a, DISCOVERY_HOST),
             place("discovery", az_b, DISCOVERY_HOST),
             place("config", az_a, CONFIG_HOST),
+            place("gateway", az_a, GATEWAY_HOST),
         ),
     )
 
