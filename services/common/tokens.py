@@ -20,9 +20,13 @@ SCAN after subscribing cannot miss a revocation that happened in between.
 
 from __future__ import annotations
 
+import time
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+import jwt
 from redis.asyncio import Redis
 
 ISSUER_DEFAULT = "come2us-user-service"
@@ -84,3 +88,34 @@ async def revoke(
         pipe.set(revocation.key, "1", ex=max(ttl_s, MAX_ACCESS_TOKEN_TTL_S))
         pipe.publish(REVOCATION_CHANNEL, revocation.message)
         await pipe.execute()
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    token: str
+    claims: dict[str, Any]
+
+
+def issue_access_token(
+    private_key_pem: str,
+    *,
+    subject: str,
+    roles: Sequence[str],
+    session_id: str,
+    ttl_s: int,
+    issuer: str = ISSUER_DEFAULT,
+    now: float | None = None,
+) -> AccessToken:
+    """Sign an access token with every claim of the contract (the issuing side).
+
+    A lifetime above :data:`MAX_ACCESS_TOKEN_TTL_S` is refused: revocation keys live that long,
+    so a longer-lived token could outlive its own revocation.
+    """
+    if not 0 < ttl_s <= MAX_ACCESS_TOKEN_TTL_S:
+        raise ValueError(f"an access token lives 1..{MAX_ACCESS_TOKEN_TTL_S} s, not {ttl_s}")
+    issued = int(time.time() if now is None else now)
+    claims: dict[str, Any] = {
+        "sub": subject, "roles": list(roles), "sid": session_id, "jti": uuid.uuid4().hex,
+        "iss": issuer, "iat": issued, "exp": issued + ttl_s,
+    }
+    return AccessToken(jwt.encode(claims, private_key_pem, algorithm=ALGORITHM), claims)
