@@ -5,50 +5,21 @@ from __future__ import annotations
 import os
 import signal
 import uuid
-from dataclasses import dataclass, field
-from typing import Any
 
-import pytest
 from psycopg import sql
 from pytest_bdd import given, parsers, then, when
 
-from stack.come2us import come2us
 from stack.deploy_lock import LockHeld
 from stack.local import clients
 from stack.local.aws_clients import aws_client
 from stack.local.ports import listening_sockets
-from stack.local.session import CloudSession, require_ready
-from stack.model import Node, Platform
+from stack.local.session import CloudSession
+from stack.model import Node
 from stack.waiting import wait_for
+from steps.common import Scene, rows
 
 READ_TIMEOUT_S = 10.0
 KAFKA_TIMEOUT_S = 60.0
-
-
-@dataclass
-class Scene:
-    """What one scenario wrote, so later sentences can look for it."""
-
-    model: Platform = field(default_factory=come2us)
-    values: dict[str, Any] = field(default_factory=dict)
-
-
-@pytest.fixture
-def scene() -> Scene:
-    return Scene()
-
-
-def rows(cloud: CloudSession) -> dict[str, dict[str, Any]]:
-    return {row["name"]: row for row in cloud.client.status()["components"]}
-
-
-# -- Background -----------------------------------------------------------------------------
-
-
-@given("the local cloud is up")
-def local_cloud_is_up(cloud: CloudSession) -> None:
-    cloud.client.up()
-    require_ready(cloud.client.wait_started(timeout=240))
 
 
 # -- Placement --------------------------------------------------------------------------------

@@ -7,18 +7,23 @@ never through a hard-coded address.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import httpx
 import psycopg
 import redis
 from confluent_kafka import Consumer, Producer
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.sentinel import Sentinel
 
+from services.common.tokens import Revocation
+from services.common.tokens import revoke as revoke_token
 from stack.deploy_lock import DeployLock
 from stack.local.aws_clients import aws_client
 from stack.local.postgres import ADMIN_SECRET
 from stack.local.workspace import Workspace
-from stack.model import Platform
+from stack.model import Node, Platform
 
 SOCKET_TIMEOUT_S = 2.0
 
@@ -64,6 +69,41 @@ def kafka_consumer(model: Platform, group: str) -> Consumer:
     return Consumer({"bootstrap.servers": model.data.kafka.bootstrap_servers,
                      "group.id": group, "auto.offset.reset": "earliest",
                      "enable.auto.commit": False})
+
+
+def gateway(model: Platform, timeout: float = 5.0) -> httpx.Client:
+    """An HTTP client of the gateway, as a client behind the load balancer would call it."""
+    instances = model.compute.instances_of("gateway")
+    if not instances:
+        raise LookupError("the model places no gateway instance")
+    return httpx.Client(base_url=f"http://{instances[0].node.address}", timeout=timeout)
+
+
+def registered_instances(discovery: Node, app: str) -> dict[str, str]:
+    """Instance id -> status of ``app`` as one discovery server lists it (empty when unknown)."""
+    response = httpx.get(f"http://{discovery.address}/eureka/apps/{app.upper()}",
+                         headers={"Accept": "application/json"}, timeout=SOCKET_TIMEOUT_S)
+    if response.status_code == 404:
+        return {}
+    response.raise_for_status()
+    instances = response.json()["application"]["instance"]
+    return {item["instanceId"]: item["status"] for item in instances}
+
+
+def revoke(model: Platform, revocation: Revocation) -> None:
+    """Revoke a session or a token the way the user service does (tokens.revoke)."""
+    group = model.data.session_redis
+
+    async def run() -> None:
+        sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]
+            group.sentinel_addresses(), socket_timeout=SOCKET_TIMEOUT_S)
+        master = sentinel.master_for(group.master_name, socket_timeout=SOCKET_TIMEOUT_S)
+        try:
+            await revoke_token(master, revocation)
+        finally:
+            await master.aclose()
+
+    asyncio.run(run())
 
 
 def deploy_lock(model: Platform) -> DeployLock:

@@ -41,6 +41,10 @@ class ConfigRepository:
             raise RuntimeError(f"git {' '.join(args)} failed in {self.path}: {result.stderr}")
         return result.stdout.strip()
 
+    def head(self) -> str:
+        """The commit id of the branch the config server serves."""
+        return self._git("rev-parse", BRANCH)
+
     def file(self, name: str) -> Path:
         return self.path / self.search_path / name
 
@@ -55,9 +59,18 @@ class ConfigRepository:
         document = self.read(name)
         edit(document)
         self.file(name).write_text(yaml.safe_dump(document, sort_keys=False))
+        self._commit(name, message)
+        return self.head()
+
+    def restore(self, name: str, text: str, message: str) -> str:
+        """Put ``name`` back to ``text`` word for word and commit; returns the commit id."""
+        self.file(name).write_text(text)
+        self._commit(name, message)
+        return self.head()
+
+    def _commit(self, name: str, message: str) -> None:
         self._git("add", str(self.file(name)))
-        self._git(*AUTHOR, "commit", "-q", "-m", message)
-        return self._git("rev-parse", "HEAD")
+        self._git(*AUTHOR, "commit", "-q", "--allow-empty", "-m", message)
 
 
 def route(document: dict[str, Any], route_id: str) -> dict[str, Any]:

@@ -185,6 +185,11 @@ class ServiceProcess(Component):
 
     kind = "service"
 
+    @property
+    def instance_id(self) -> str:
+        """The id it registers under in discovery (``app:host:port``)."""
+        return f"{self.instance.service.name}:{self.node.host}:{self.node.port}"
+
     def __init__(self, instance: Instance, wiring: ServiceWiring, workspace: Workspace,
                  backend: Backend) -> None:
         self.instance = instance
@@ -239,3 +244,31 @@ def service_components(model: Platform, workspace: Workspace,
     return [ServiceProcess(instance, wiring, workspace, processes)
             for instance in model.compute.instances]
 
+
+
+class OnDemandInstances:
+    """Instances of one service started outside the model's placement, stopped together.
+
+    Each gets the next free host number of its AZ's task range and registers with discovery
+    like any instance; `stop_all` (or `kill` on one) ends them.
+    """
+
+    def __init__(self, spec: ServiceSpec, model: Platform, workspace: Workspace) -> None:
+        self.spec = spec
+        self.wiring = ServiceWiring(model, workspace)
+        self.workspace = workspace
+        self.started: list[ServiceProcess] = []
+
+    def start(self, zone_label: str) -> ServiceProcess:
+        index = sum(1 for p in self.started if p.node.zone.label == zone_label)
+        instance = on_demand_instance(self.wiring.model, self.spec, zone_label, index)
+        process = ServiceProcess(instance, self.wiring, self.workspace, ProcessBackend())
+        self.started.append(process)
+        process.start()
+        process.wait_ready()
+        return process
+
+    def stop_all(self) -> None:
+        for process in reversed(self.started):
+            process.stop()
+        self.started.clear()
