@@ -11,6 +11,10 @@ Part 2 — the gateway's own CPU per request, against a native backend (nginx se
 JSON) so the backend is not the bottleneck: the gateway process's utime + stime (from /proc)
 during the run divided by the requests served. Target <= 30 µs.
 
+Both parts run the gateway as the runtime does: with its hot modules compiled by mypyc
+(``services.gateway.native``, built into the scratch directory first; ``--no-native`` skips
+it). Part 2 also measures the plain-Python gateway, for comparison.
+
 Prints every figure; exits 1 when a target is missed. The machine has 2 cores and wrk, the
 service and the gateway share them: run it when nothing else is busy (the load average is
 printed before each run; ``--max-load`` waits for a quieter machine).
@@ -52,6 +56,7 @@ SERVICE_HOST, NGINX_HOST, GATEWAY_HOST = "127.0.1.181", "127.0.1.182", "127.0.1.
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 JSON_BODY = '{"id":1,"name":"running shoes","price":89000,"currency":"KRW"}'
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+NATIVE_ENV = "COME2US_GATEWAY_NATIVE"
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
@@ -132,10 +137,12 @@ def wait_ready(url: str, headers: dict[str, str] | None = None) -> None:
 
 
 @contextmanager
-def processes(work: Path, token_keys: KeyPair) -> Iterator[dict[str, str]]:
-    """The FastAPI service, nginx and the gateway; yields their base URLs."""
+def processes(work: Path, token_keys: KeyPair,
+              native: Path | None) -> Iterator[dict[str, str]]:
+    """The FastAPI service, nginx and the gateway (twice: as built, and plain Python when the
+    first is native); yields their base URLs and the gateways' pids."""
     ports = {"service": free_port(SERVICE_HOST), "nginx": free_port(NGINX_HOST),
-             "gateway": free_port(GATEWAY_HOST)}
+             "gateway": free_port(GATEWAY_HOST), "plain": free_port(GATEWAY_HOST)}
     service = f"http://{SERVICE_HOST}:{ports['service']}"
     nginx = f"http://{NGINX_HOST}:{ports['nginx']}"
     gateway = f"http://{GATEWAY_HOST}:{ports['gateway']}"
@@ -168,10 +175,12 @@ http {{
     }))
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(argv: list[str], log: str) -> subprocess.Popen[bytes]:
+    def start(argv: list[str], log: str,
+              env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        plain_env = {k: v for k, v in os.environ.items() if k != NATIVE_ENV}
         with (work / log).open("wb") as out:
             process = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL)
+                                       stdin=subprocess.DEVNULL, env={**plain_env, **(env or {})})
         started.append(process)
         return process
 
@@ -184,12 +193,25 @@ http {{
         gateway_process = start(
             [sys.executable, "-m", "services.gateway", "--host", GATEWAY_HOST, "--port",
              str(ports["gateway"]), "--settings-file", str(work / "gateway.yml")],
-            "gateway.log")
+            "gateway.log", {NATIVE_ENV: str(native)} if native else None)
+        urls = {"service": service, "nginx": nginx, "gateway": gateway,
+                "gateway_pid": str(gateway_process.pid)}
+        if native is not None:
+            plain = start(
+                [sys.executable, "-m", "services.gateway", "--host", GATEWAY_HOST, "--port",
+                 str(ports["plain"]), "--settings-file", str(work / "gateway.yml")],
+                "gateway-plain.log")
+            urls.update(plain=f"http://{GATEWAY_HOST}:{ports['plain']}",
+                        plain_pid=str(plain.pid))
         wait_ready(f"{service}/items/1")
         wait_ready(f"{nginx}/items/1")
         wait_ready(f"{gateway}/actuator/health")
-        yield {"service": service, "nginx": nginx, "gateway": gateway,
-               "gateway_pid": str(gateway_process.pid)}
+        if native is not None:
+            wait_ready(f"{urls['plain']}/actuator/health")
+            log_text = (work / "gateway.log").read_text()
+            if "native build in" not in log_text:
+                raise SystemExit(f"the gateway did not load its native build:\n{log_text}")
+        yield urls
     finally:
         for process in reversed(started):
             process.terminate()
@@ -209,6 +231,8 @@ def main() -> int:
                         help="wait (up to --patience s) for a 1-min load average below this")
     parser.add_argument("--patience", type=float, default=120.0)
     parser.add_argument("--only", choices=("overhead", "cpu"), help="run one part only")
+    parser.add_argument("--no-native", action="store_true",
+                        help="run the gateway as plain Python (no mypyc build)")
     args = parser.parse_args()
     if shutil.which("wrk") is None or not Path(NGINX).exists():
         print("needs wrk and nginx: apt-get install -y wrk nginx", file=sys.stderr)
@@ -219,7 +243,13 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     failures: list[str] = []
     try:
-        with processes(work, keys) as urls:
+        native = None
+        if not args.no_native:
+            print("building the gateway's native modules (mypyc) ...")
+            native = work / "native"
+            subprocess.run([sys.executable, "-m", "services.gateway.native", "build",
+                            str(native)], cwd=ROOT, check=True, capture_output=True)
+        with processes(work, keys, native) as urls:
             direct_url = f"{urls['service']}/items/1"
             gateway_url = f"{urls['gateway']}/api/products/items/1"
             wait_ready(gateway_url, auth)
@@ -279,25 +309,31 @@ def cpu_cost(args: argparse.Namespace, urls: dict[str, str], auth: dict[str, str
     """Part 2; returns the targets missed."""
     failures: list[str] = []
     static_direct = f"{urls['nginx']}/items/1"
-    static_url = f"{urls['gateway']}/api/static/items/1"
-    pid = int(urls["gateway_pid"])
-    wrk(static_url, 2, auth)
-    costs = []
+    variants = [("gateway", urls["gateway"], int(urls["gateway_pid"]))]
+    if "plain" in urls:
+        variants.append(("plain Python gateway", urls["plain"], int(urls["plain_pid"])))
+    for _, base, _ in variants:
+        wrk(f"{base}/api/static/items/1", 2, auth)
+    costs: dict[str, list[float]] = {name: [] for name, _, _ in variants}
     print(f"part 2: gateway CPU per request against nginx, {args.rounds} x "
           f"{args.duration} s")
     for round_number in range(1, args.rounds + 1):
         wait_for_quiet(args.max_load, args.patience)
-        native = wrk(static_direct, args.duration, auth)
-        before = cpu_seconds(pid)
-        result = wrk(static_url, args.duration, auth)
-        cost_us = (cpu_seconds(pid) - before) / result.requests * 1e6
-        costs.append(cost_us)
+        direct = wrk(static_direct, args.duration, auth)
         print(f"  round {round_number} (load {load_average():.2f}): nginx direct "
-              f"{native.rps:.0f} req/s; through gateway {result}; "
-              f"gateway CPU {cost_us:.1f} µs/request")
-        if result.errors:
-            failures.append("wrk saw errors through the gateway to nginx")
-    cost = statistics.median(costs)
+              f"{direct.rps:.0f} req/s")
+        for name, base, pid in variants:
+            before = cpu_seconds(pid)
+            result = wrk(f"{base}/api/static/items/1", args.duration, auth)
+            cost_us = (cpu_seconds(pid) - before) / result.requests * 1e6
+            costs[name].append(cost_us)
+            print(f"    {name}: {result}; CPU {cost_us:.1f} µs/request")
+            if result.errors:
+                failures.append(f"wrk saw errors through the {name} to nginx")
+    for name, _, _ in variants[1:]:
+        print(f"  median {name} CPU per request: {statistics.median(costs[name]):.1f} µs "
+              "(for comparison)")
+    cost = statistics.median(costs["gateway"])
     print(f"  median gateway CPU per request: {cost:.1f} µs "
           f"(target <= {CPU_PER_REQUEST_TARGET_US:g} µs)")
     if cost > CPU_PER_REQUEST_TARGET_US:

@@ -29,7 +29,7 @@ from services.common.eureka import DiscoveryClient, Registration
 from services.common.logs import configure_logging
 from services.common.settings import RefreshableSettings, load_or_exit
 from services.common.tokens import ISSUER_DEFAULT
-from services.gateway import session_redis
+from services.gateway import native, session_redis
 from services.gateway.gateway import Gateway
 from services.gateway.instances import Instance, InstanceSource, StaticInstances
 from services.gateway.settings import GatewaySettings, JwtSettings, RedisSettings, SettingsError
@@ -170,6 +170,7 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     configure_logging("gateway", args.log_level)
+    log.info("gateway: forwarding path: %s", native.status)
     uvloop.run(serve(args))
 
 

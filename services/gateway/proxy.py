@@ -466,11 +466,17 @@ class Exchange:
         if instance is None:
             assert route.target.app is not None
             instance = self.gateway.balancer.pick(route.target.app, self.tried or ())
+            if instance is None and not self.tried:
+                # Nothing is registered: not an upstream failing, so not the breaker's business
+                # (counting it would open the circuit on a service that is only starting).
+                if self.breaker_open and self.breaker is not None:
+                    self.breaker_open = False
+                    self.breaker.abandon()
+                self.fail(503, f"no available instance of {route.target.app.lower()}")
+                return
             if instance is None:
-                self.fail_upstream(503, f"no available instance of {route.target.app.lower()}"
-                                   if not self.tried else
-                                   f"no instance of {route.target.app.lower()} accepted the "
-                                   "connection")
+                self.fail_upstream(503, f"no instance of {route.target.app.lower()} accepted "
+                                   "the connection")
                 return
         elif self.tried:
             self.fail_upstream(503, f"upstream {instance.instance_id} refused the connection")

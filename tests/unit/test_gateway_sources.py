@@ -90,3 +90,23 @@ def test_refresh_swaps_routes_and_refuses_bad_settings() -> None:
         await gateway.close()
 
     asyncio.run(scenario())
+
+
+def test_native_build_is_used_only_when_it_matches_the_sources(tmp_path: Path) -> None:
+    import json
+    import sys
+
+    from services.gateway import native
+
+    package_path: list[str] = []
+    assert not native.activate(tmp_path, package_path)
+    assert "no native build" in native.status
+    (tmp_path / native.MANIFEST).write_text(json.dumps({"digest": "old sources"}))
+    assert not native.activate(tmp_path, package_path)
+    assert "stale" in native.status and package_path == []
+    (tmp_path / native.MANIFEST).write_text(json.dumps({"digest": native.source_digest()}))
+    try:
+        assert native.activate(tmp_path, package_path)
+        assert package_path == [str(tmp_path / "services" / "gateway")]
+    finally:
+        sys.path.remove(str(tmp_path))
