@@ -1,0 +1,1 @@
+"""Plain rules of the AI service: embedding, the vector index, recommendations."""
