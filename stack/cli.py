@@ -228,6 +228,30 @@ def logs(
     raise typer.Exit(subprocess.call(argv))
 
 
+@app.command()
+def seed(
+    catalogue: Annotated[Path | None, typer.Option(
+        help="The data file (default: stack/local/seed_catalogue.yaml).")] = None,
+) -> None:
+    """Load the seed catalogue through the gateway: users, stores, categories, products with
+    images, coupons. A second run adds only what is missing."""
+    from stack.local.seed import CATALOGUE_FILE
+    from stack.local.seed_api import SeedError, load_seed
+
+    workspace = Workspace.default()
+    with ControlPlaneClient(workspace) as client:
+        if not client.is_running():
+            raise fail("the local cloud is not running: `come2us up` first", EXIT_NOT_RUNNING)
+    started = time.monotonic()
+    try:
+        report = load_seed(come2us(), workspace, catalogue or CATALOGUE_FILE)
+    except SeedError as err:
+        raise fail(str(err)) from err
+    for line in report.lines():
+        console.print(line)
+    console.print(f"Seeded in {time.monotonic() - started:.1f} s.")
+
+
 def _chaos(name: str, action: str) -> None:
     with ControlPlaneClient(Workspace.default()) as client:
         try:
