@@ -243,7 +243,9 @@ class ClientConnection(asyncio.Protocol):
             if not self.queue:
                 self.unblock_reading(BLOCK_PIPELINE)
             self.active = following
-            following.dispatch()
+            # On the next loop turn, not from here: a burst of pipelined requests that are
+            # answered at once (404s) would otherwise recurse once per request.
+            self.gateway.loop.call_soon(following.dispatch_queued)
 
     def reject(self, status: int, message: str) -> None:
         """Answer a request the parser refused, then close (the stream cannot be trusted)."""
@@ -359,6 +361,11 @@ class Exchange:
             entries = [entry.strip() for entry in self.xff.split(b",")]
             return entries[-hops if hops <= len(entries) else 0].decode("latin-1")
         return self.client.peer
+
+    def dispatch_queued(self) -> None:
+        """Dispatch a pipelined request whose turn has come, unless its client has gone."""
+        if not self.client.closed and self.client.active is self and not self.done:
+            self.dispatch()
 
     def dispatch(self) -> None:
         gateway = self.gateway

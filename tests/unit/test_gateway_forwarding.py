@@ -79,6 +79,10 @@ class Harness:
     def send(self, data: bytes) -> None:
         self.client.data_received(data)
 
+    def turn(self) -> None:
+        """One turn of the event loop (what is scheduled with call_soon runs)."""
+        self.gateway.loop.run_until_complete(asyncio.sleep(0))
+
     def respond(self, data: bytes) -> None:
         self.upstream.data_received(data)
 
@@ -226,6 +230,7 @@ def test_pipelined_requests_are_answered_in_order(harness: Callable[..., Harness
     assert not h.client_transport.reading              # held back until /a is answered
     h.respond(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nA")
     assert h.answered()[2] == b"A"
+    h.turn()                                           # /b is dispatched on the next turn
     line, _, _ = h.forwarded()
     assert line == "GET /b HTTP/1.1"                   # the same pooled connection
     h.respond(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nB")
@@ -292,3 +297,15 @@ def test_health_is_answered_locally(harness: Callable[..., Harness]) -> None:
     status, _, body = h.answered()
     assert status == "HTTP/1.1 200 OK" and json.loads(body)["status"] == "UP"
     assert h.upstream_transport.data() == b""
+
+
+def test_a_burst_of_pipelined_errors_does_not_recurse(harness: Callable[..., Harness]) -> None:
+    h = harness(public=[])
+    burst = b"GET /nowhere HTTP/1.1\r\nHost: a\r\n\r\n" * 3000
+    h.send(burst)
+    for _ in range(3000):
+        h.turn()
+        if h.client.active is None:
+            break
+    answered = h.client_transport.data()
+    assert answered.count(b"HTTP/1.1 404 Not Found") == 3000
