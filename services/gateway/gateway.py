@@ -79,6 +79,7 @@ class Gateway:
         self._request_counter = itertools.count(1)
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._connecting: set[asyncio.Task[Any]] = set()
         self.watcher: RevocationWatcher | None = None
         self.refreshes = 0
 
@@ -167,6 +168,13 @@ class Gateway:
         self.breakers = breakers
 
     # -- lifecycle --------------------------------------------------------------------------
+    def start_task(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` (a connection attempt) holding a reference until it ends, as asyncio
+        asks: the loop itself keeps only weak ones."""
+        task = self.loop.create_task(coro)
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = self.loop.create_task(coro)
         self._tasks.append(task)

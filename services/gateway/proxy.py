@@ -501,7 +501,7 @@ class Exchange:
             if not conn.closed and not conn.transport.is_closing():  # type: ignore[union-attr]
                 self.attach(conn, pool)
                 return
-        self.gateway.loop.create_task(self.connect(pool, instance))
+        self.gateway.start_task(self.connect(pool, instance))
 
     async def connect(self, pool: UpstreamPool, instance: Instance) -> None:
         route = self.route
