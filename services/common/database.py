@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
+import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config
 from psycopg import sql
@@ -30,7 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 log = logging.getLogger("come2us.database")
 T = TypeVar("T")
 
-FAILOVER_ERRORS = (psycopg.OperationalError,)
+# A lost connection, raised by psycopg itself or wrapped by SQLAlchemy (engines wrap every
+# DBAPI error, so work done through an engine raises the second).
+FAILOVER_ERRORS = (psycopg.OperationalError, sqlalchemy.exc.OperationalError)
 
 
 async def _connect(url: str, schema: str) -> psycopg.AsyncConnection[Any]:

@@ -16,6 +16,12 @@ names below so neither can drift:
 
 The key is written before the message is published, in one MULTI/EXEC, so a reader that loads by
 SCAN after subscribing cannot miss a revocation that happened in between.
+
+**Durability.** The session Redis replicates asynchronously: a revocation acknowledged by the
+primary can be lost if the primary fails before its replica has it, and the revoked session
+would work again. A writer that must not let that happen passes ``replicas=1`` to `revoke`,
+which then waits (``WAIT``, on the same connection) until the replica acknowledged the
+revocation and everything written before it, and returns how many replicas did.
 """
 
 from __future__ import annotations
@@ -76,18 +82,41 @@ def parse_key(key: str) -> Revocation | None:
     return parse_message(key[len(REVOKED_KEY_PREFIX):])
 
 
+# The MULTI/EXEC of `revoke` as one script, so that WAIT can follow it on the same connection
+# (WAIT inside MULTI does not block, and a pipeline's connection is its own).
+_REVOKE_SCRIPT = """
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1
+"""
+
+
 async def revoke(
-    redis: Redis, revocation: Revocation, ttl_s: int = MAX_ACCESS_TOKEN_TTL_S
-) -> None:
+    redis: Redis, revocation: Revocation, ttl_s: int = MAX_ACCESS_TOKEN_TTL_S, *,
+    replicas: int = 0, replica_timeout_ms: int = 100,
+) -> int | None:
     """Record a revocation and announce it, atomically (the writing side of the contract).
 
     The TTL is clamped up to :data:`MAX_ACCESS_TOKEN_TTL_S`: a shorter one could let a revoked
     token that is still valid become usable again.
+
+    With ``replicas`` > 0, waits up to ``replica_timeout_ms`` for that many replicas to
+    acknowledge the revocation (and every write the primary took before it) and returns how
+    many did; fewer means a failover right now could still lose it. Without, returns None.
     """
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.set(revocation.key, "1", ex=max(ttl_s, MAX_ACCESS_TOKEN_TTL_S))
-        pipe.publish(REVOCATION_CHANNEL, revocation.message)
-        await pipe.execute()
+    ttl = max(ttl_s, MAX_ACCESS_TOKEN_TTL_S)
+    if replicas <= 0:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.set(revocation.key, "1", ex=ttl)
+            pipe.publish(REVOCATION_CHANNEL, revocation.message)
+            await pipe.execute()
+        return None
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.eval(_REVOKE_SCRIPT, 1, revocation.key, ttl, REVOCATION_CHANNEL,
+                  revocation.message)
+        pipe.wait(replicas, replica_timeout_ms)
+        _, acknowledged = await pipe.execute()
+    return int(acknowledged)
 
 
 @dataclass(frozen=True)
