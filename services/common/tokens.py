@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from redis.asyncio import Redis
 
 ISSUER_DEFAULT = "come2us-user-service"
@@ -125,8 +127,17 @@ class AccessToken:
     claims: dict[str, Any]
 
 
+def load_private_key(private_key_pem: str) -> RSAPrivateKey:
+    """The signing key, parsed once: parsing a PEM costs ~75 ms (RSA key checks), signing with
+    a parsed key ~0.5 ms — so an issuer keeps the result instead of passing the PEM each time."""
+    key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+    if not isinstance(key, RSAPrivateKey):
+        raise ValueError(f"the JWT private key must be an RSA key ({ALGORITHM})")
+    return key
+
+
 def issue_access_token(
-    private_key_pem: str,
+    private_key_pem: str | RSAPrivateKey,
     *,
     subject: str,
     roles: Sequence[str],
@@ -136,6 +147,8 @@ def issue_access_token(
     now: float | None = None,
 ) -> AccessToken:
     """Sign an access token with every claim of the contract (the issuing side).
+
+    The key is a PEM string or, much faster when signing many, `load_private_key`'s result.
 
     A lifetime above :data:`MAX_ACCESS_TOKEN_TTL_S` is refused: revocation keys live that long,
     so a longer-lived token could outlive its own revocation.
