@@ -119,6 +119,7 @@ def compute(az_a: Zone, az_b: Zone) -> Compute:
             place("discovery", az_b, DISCOVERY_HOST),
             place("config", az_a, CONFIG_HOST),
             place("gateway", az_a, GATEWAY_HOST),
+            place("user-service", az_a, 61),
             place("ai-service", az_a, 65),
         ),
     )

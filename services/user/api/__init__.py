@@ -1,0 +1,1 @@
+"""The user service's HTTP layer: thin routes that translate between JSON and the domain."""
