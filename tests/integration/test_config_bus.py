@@ -5,8 +5,8 @@ The server runs as ``python -m services.config`` (the way the runtime starts it)
 of 127.0.1.151 — AZ-a's range, above the hosts the model gives its components — against a
 scratch git repository. The two instances are a `BusListener` and `RefreshableSettings` each,
 on one event loop in a thread of the test process, as they would run in a service's lifespan.
-Kafka is the test session's local cloud; each test publishes on a topic of its own, so a bus
-of the cloud (or another test) never interferes.
+Kafka is a broker of this module's own (tests/integration/conftest.py); each test publishes on a
+topic of its own, so one test's bus never reaches another's instances.
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ from pydantic import BaseModel
 
 from services.common.bus import BusListener
 from services.common.settings import RefreshableSettings
-from stack.come2us import come2us
-from stack.local.session import CloudSession
 from stack.waiting import wait_for
 from tests.scratch_git import ScratchRepo
 
@@ -112,8 +110,8 @@ def bus_topic() -> str:
 
 
 @pytest.fixture
-def kafka(cloud: CloudSession) -> str:
-    return come2us().data.kafka.bootstrap_servers
+def kafka(kafka_bootstrap: str) -> str:
+    return kafka_bootstrap
 
 
 def start_config_server(repo: Path, log: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:

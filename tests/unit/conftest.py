@@ -7,6 +7,14 @@ from collections.abc import Callable, Iterable, Iterator
 import pytest
 from fake_components import FakeCloud, build_fake_cloud
 
+from stack.model.placement import BLOCK_ENV
+
+
+@pytest.fixture(autouse=True)
+def default_loopback_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests see the model at its documented addresses, whatever block the shell uses."""
+    monkeypatch.setenv(BLOCK_ENV, "0")
+
 
 @pytest.fixture
 def fake_cloud(tmp_path_factory: pytest.TempPathFactory

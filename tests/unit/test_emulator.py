@@ -26,7 +26,7 @@ from moto import mock_aws
 from moto.core.base_backend import BackendDict
 from werkzeug.test import Client
 
-from stack.come2us import come2us
+from stack.come2us import come2us_on_block
 from stack.local import emulator_state
 from stack.local.aws_clients import aws_client, aws_environment, client_config, region_of
 from stack.local.aws_resources import (
@@ -63,7 +63,7 @@ from stack.local.emulator_state import (
 from stack.local.workspace import Workspace
 from stack.model import Bucket, LifecycleRule
 
-MODEL = come2us()
+MODEL = come2us_on_block(0)  # the documented addresses, as the autouse fixture pins
 REGION = MODEL.region.name
 BUCKET = MODEL.data.image_bucket
 TABLE = MODEL.data.lock_table
