@@ -30,6 +30,7 @@ pytest_plugins = [
     "steps.discovery",
     "steps.configuration",
     "steps.gateway",
+    "steps.session",
 ]
 
 
