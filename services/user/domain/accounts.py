@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 from services.common.errors import Conflict, Invalid, NotFound, Unauthorized
 from services.common.identity import Caller
-from services.user.domain import passwords
-from services.user.domain.passwords import Passwords
+from services.user.domain.passwords import Passwords, check_policy
 from services.user.domain.roles import SIGN_UP_ROLES, RoleChange, may_read
 from services.user.domain.sessions import Sessions
 from services.user.domain.users import (
@@ -46,7 +45,7 @@ class Accounts:
 
     async def sign_up(self, request: SignUp, roles: frozenset[str] = SIGN_UP_ROLES) -> User:
         email = normalise_email(request.email)
-        passwords.check_policy(request.password, email)
+        check_policy(request.password, email)
         display_name = normalise_display_name(request.display_name)
         password_hash = await asyncio.to_thread(self.passwords.hash, request.password)
         try:
