@@ -31,6 +31,8 @@ pytest_plugins = [
     "steps.configuration",
     "steps.gateway",
     "steps.session",
+    "steps.catalogue",
+    "steps.cart",
 ]
 
 

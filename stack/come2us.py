@@ -120,6 +120,7 @@ def compute(az_a: Zone, az_b: Zone) -> Compute:
             place("config", az_a, CONFIG_HOST),
             place("gateway", az_a, GATEWAY_HOST),
             place("user-service", az_a, 61),
+            place("product-service", az_a, 62),
             place("ai-service", az_a, 65),
         ),
     )

@@ -1,0 +1,1 @@
+"""HTTP routes of the product service: thin, each a call into `services.product.catalogue`."""
