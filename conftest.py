@@ -33,6 +33,8 @@ pytest_plugins = [
     "steps.session",
     "steps.catalogue",
     "steps.cart",
+    "steps.seed",
+    "steps.ai",
 ]
 
 
