@@ -27,6 +27,7 @@ from stack.local.seed import (
     CATALOGUE_FILE,
     Catalogue,
     ExistingProduct,
+    NotDeployed,
     Seeder,
     SeedReport,
     SeedStore,
@@ -148,7 +149,11 @@ class GatewayApi:
                    files={"file": (f"product-{product_id}.png", png, "image/png")})
 
     def coupon_codes(self, admin: Session) -> set[str]:
-        return {str(c["code"]) for c in self._call("GET", "/api/coupons", session=admin).json()}
+        response = self._call("GET", "/api/coupons", session=admin, ok=(200, 404, 503))
+        if response.status_code != 200:  # the gateway has no route, or no instance, for it
+            raise NotDeployed(f"GET /api/coupons: {response.status_code} "
+                              f"{response.json().get('message', '')}")
+        return {str(c["code"]) for c in response.json()}
 
     def create_coupon(self, admin: Session, body: Mapping[str, Any]) -> None:
         self._call("POST", "/api/coupons", session=admin, json=dict(body), ok=(201, 409))

@@ -13,6 +13,7 @@ import pytest
 from stack.local.seed import (
     Catalogue,
     ExistingProduct,
+    NotDeployed,
     Seeder,
     SeedStore,
     SeedUser,
@@ -33,6 +34,7 @@ class FakeApi:
         self.coupons: set[str] = set()
         self.writes: list[str] = []
         self.fail_upload_after: int | None = None
+        self.orders_deployed = True
         self._ids = iter(range(1, 1_000_000))
 
     def _id(self) -> int:
@@ -103,6 +105,8 @@ class FakeApi:
         self.images[product_id] = len(png)
 
     def coupon_codes(self, admin: Session) -> set[str]:
+        if not self.orders_deployed:
+            raise NotDeployed("GET /api/coupons: 404 no route")
         return set(self.coupons)
 
     def create_coupon(self, admin: Session, body: Mapping[str, Any]) -> None:
@@ -182,3 +186,13 @@ def test_a_run_cut_short_is_finished_by_the_next(catalogue: Catalogue) -> None:
     assert report.created["images"] == len(catalogue.products) - 10  # … and gets its image
     names = [p["name"] for p in api.products.values()]
     assert len(names) == len(set(names))
+
+
+def test_without_the_order_service_the_rest_is_seeded_and_coupons_reported_skipped(
+        catalogue: Catalogue) -> None:
+    api = FakeApi()
+    api.orders_deployed = False
+    report = seeder(api, catalogue).run()
+    assert report.created["products"] == len(catalogue.products)
+    assert "coupons" in report.skipped and not api.coupons
+    assert report.lines()[-1].startswith("coupons: skipped (GET /api/coupons: 404")

@@ -8,7 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from services.ai.api.deps import State
-from services.ai.api.schemas import ProductMatch, Recommendations, SearchResults, SimilarProducts
+from services.ai.api.schemas import (
+    IndexStatus,
+    ProductMatch,
+    Recommendations,
+    SearchResults,
+    SimilarProducts,
+)
 from services.ai.domain import recommend
 from services.common.errors import Invalid, NotFound
 from services.common.identity import CurrentCaller
@@ -61,3 +67,11 @@ async def for_me(state: State, caller: CurrentCaller, limit: Limit = None) -> Re
                                 statuses=config.search.statuses)
     return Recommendations(user_id=caller.user_id, basis=result.basis,
                            results=[ProductMatch.of(m) for m in result.matches])
+
+
+@router.get("/index", response_model=IndexStatus, responses=error_responses(503),
+            summary="The answering instance's search index: model and size")
+async def index_status(state: State) -> IndexStatus:
+    indexer = state.ready_indexer()
+    return IndexStatus(model=indexer.model_id, dimensions=indexer.index.dimensions,
+                       products=len(indexer.index))

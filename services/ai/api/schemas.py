@@ -47,3 +47,9 @@ class Recommendations(ApiModel):
     basis: Basis = Field(description="purchases: near what the user bought; best-sellers: "
                                      "the user has bought nothing indexed yet")
     results: list[ProductMatch]
+
+
+class IndexStatus(ApiModel):
+    model: str
+    dimensions: int
+    products: int = Field(description="products in this instance's search index")
