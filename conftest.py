@@ -35,6 +35,7 @@ pytest_plugins = [
     "steps.cart",
     "steps.seed",
     "steps.ai",
+    "steps.promotion",
 ]
 
 

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from stack.cli_deploy import deploy_app, images, retire, switch
 from stack.come2us import ENVIRONMENTS, come2us, environment
 from stack.local.controlplane import ControlPlaneClient, ControlPlaneError, spawn
 from stack.local.endpoints import endpoints
@@ -22,7 +23,8 @@ from stack.model.edge import Colour
 from stack.waiting import DeadlineExceeded, wait_for
 
 app = typer.Typer(
-    help="COME2US testbed: bring the local cloud up, inspect it, and take it down.",
+    help="COME2US testbed: bring the local cloud up, inspect it, take it down; render the AWS "
+         "templates and promote them (deploy, switch, retire).",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -305,10 +307,11 @@ def synth(
     run_checkov: Annotated[bool, typer.Option(
         "--checkov/--no-checkov", help="Run checkov too (from tools/checkov/.venv).")] = True,
 ) -> None:
-    """Write an environment's CloudFormation template, then lint it (cfn-lint, checkov)."""
+    """Write an environment's templates (platform and bootstrap stack), lint them (cfn-lint,
+    checkov)."""
     from stack.aws.lint import CheckovUnavailable
     from stack.aws.rollout import Rollout
-    from stack.aws.synth import DEFAULT_OUT, MAX_INLINE_BYTES, synthesize
+    from stack.aws.synth import DEFAULT_OUT, MAX_INLINE_BYTES, synthesize, synthesize_bootstrap
 
     target = _environment(env)
     releases: dict[Colour, str] = {}
@@ -320,29 +323,34 @@ def synth(
     rollout = (Rollout.both(colour, releases) if both
                else Rollout.only(colour, releases.get(colour, "latest")))
     try:
-        result = synthesize(come2us(), target, rollout, out or DEFAULT_OUT, run_checkov)
+        results = [synthesize(come2us(), target, rollout, out or DEFAULT_OUT, run_checkov),
+                   synthesize_bootstrap(come2us(), target, out or DEFAULT_OUT, run_checkov)]
     except CheckovUnavailable as err:
         raise fail(str(err), 2) from err
-    console.print(f"{result.path}: {result.resources} resources, {result.size:,} bytes "
-                  f"(deploy from S3: above the {MAX_INLINE_BYTES:,}-byte inline limit)"
-                  if result.size > MAX_INLINE_BYTES else
-                  f"{result.path}: {result.resources} resources, {result.size:,} bytes")
-    console.print(f"cfn-lint: {len(result.cfn_lint)} finding(s)")
-    if result.checkov is not None:
-        console.print(f"checkov: {result.checkov.passed} passed, "
-                      f"{len(result.checkov.failed)} failed, "
-                      f"{len(result.checkov.skipped)} suppressed")
+    problems: list[str] = []
+    for result in results:
+        console.print(f"{result.path}: {result.resources} resources, {result.size:,} bytes "
+                      f"(deploy from S3: above the {MAX_INLINE_BYTES:,}-byte inline limit)"
+                      if result.size > MAX_INLINE_BYTES else
+                      f"{result.path}: {result.resources} resources, {result.size:,} bytes")
+        console.print(f"cfn-lint: {len(result.cfn_lint)} finding(s)")
+        if result.checkov is not None:
+            console.print(f"checkov: {result.checkov.passed} passed, "
+                          f"{len(result.checkov.failed)} failed, "
+                          f"{len(result.checkov.skipped)} suppressed")
+        problems += [f"{result.path.name}: {problem}" for problem in result.problems]
     table = Table(title="Suppressions (each with its reason, in the template's metadata)",
                   title_justify="left")
     for column in ("Tool", "Resource", "Check", "Reason"):
         table.add_column(column, overflow="fold")
-    for row in result.suppressions:
-        table.add_row(*row)
+    for result in results:
+        for row in result.suppressions:
+            table.add_row(*row)
     console.print(table)
-    if result.problems:
-        for problem in result.problems:
+    if problems:
+        for problem in problems:
             errors.print(f"[bold red]{problem}[/]")
-        raise fail(f"{len(result.problems)} problem(s) in {result.path}")
+        raise fail(f"{len(problems)} problem(s) in {', '.join(str(r.path) for r in results)}")
 
 
 @app.command()
@@ -371,6 +379,14 @@ def cost(env: EnvironmentOption) -> None:
 
 def target_budget(env: str) -> int:
     return int(environment(env).monthly_budget_usd)
+
+
+# Promotion (stack.cli_deploy): deploy (bootstrap, history, status, restore, reset), switch,
+# retire, images.
+app.add_typer(deploy_app, name="deploy")
+app.command()(switch)
+app.command()(retire)
+app.command()(images)
 
 
 if __name__ == "__main__":

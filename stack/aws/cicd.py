@@ -13,7 +13,7 @@ from __future__ import annotations
 from troposphere import GetAtt, Parameter, Ref, Sub, Tags, Template, dlm, ec2, iam
 from troposphere import elasticloadbalancingv2 as elb
 
-from stack.aws.data import DataRefs
+from stack.aws.bootstrap import imports
 from stack.aws.edge import EdgeRefs
 from stack.aws.encryption import Key
 from stack.aws.iam_documents import allow, assume_role, document
@@ -22,7 +22,6 @@ from stack.aws.metadata import pin_to_zone, skip_checkov
 from stack.aws.network import NetworkRefs
 from stack.aws.scope import Scope
 from stack.aws.security import GroupRefs
-from stack.aws.storage import StorageRefs
 from stack.model.network import Tier
 from stack.model.security import Group
 
@@ -56,9 +55,9 @@ def add_bastion(t: Template, scope: Scope, key: Key, network: NetworkRefs,
 
 
 def add_ci_host(t: Template, scope: Scope, key: Key, network: NetworkRefs, groups: GroupRefs,
-                edge: EdgeRefs, data: DataRefs, storage: StorageRefs,
-                repositories: list[GetAtt]) -> None:
+                edge: EdgeRefs, repositories: list[GetAtt]) -> None:
     ci = scope.cloud.ci
+    bootstrap = imports(scope.env)
     image = t.add_parameter(Parameter(
         "CiImageId", Type="AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
         Default=ci.ami_parameter,
@@ -81,9 +80,12 @@ def add_ci_host(t: Template, scope: Scope, key: Key, network: NetworkRefs, group
               condition={"StringEquals": {"iam:PassedToService":
                                           "cloudformation.amazonaws.com"}}),
         allow(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-               "dynamodb:DeleteItem"], data.lock_table_arn, sid="TakeTheDeployLock"),
-        allow(["s3:GetObject", "s3:PutObject"], Sub("${Bucket}/*", Bucket=storage.records_arn),
+               "dynamodb:DeleteItem"], bootstrap.lock_table_arn, sid="TakeTheDeployLock"),
+        allow(["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
+              Sub("${Bucket}/*", Bucket=bootstrap.records_bucket_arn),
               sid="KeepTemplatesAndDeployRecords"),
+        allow(["s3:ListBucket", "s3:ListBucketVersions"], bootstrap.records_bucket_arn,
+              sid="ListDeployRecords"),
         allow(["ecr:GetAuthorizationToken"], "*", sid="LogInToEcr"),
         allow(["ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload",
                "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage",

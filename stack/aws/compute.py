@@ -15,11 +15,21 @@ COME2US_REDIS_AUTH_TOKEN.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from troposphere import GetAtt, Join, Ref, Sub, Template, applicationautoscaling, ecr, ecs, iam
+from troposphere import (
+    GetAtt,
+    ImportValue,
+    Join,
+    Ref,
+    Sub,
+    Template,
+    applicationautoscaling,
+    ecs,
+    iam,
+)
 
+from stack.aws.bootstrap import imports
 from stack.aws.edge import EdgeRefs, preview_rule
 from stack.aws.encryption import Key
 from stack.aws.iam_documents import allow, assume_role, document
@@ -42,7 +52,7 @@ SCRATCH = "scratch"  # the one writable path of a read-only container: /tmp
 @dataclass(frozen=True)
 class ComputeRefs:
     cluster_name: str
-    repositories: dict[str, GetAtt]  # repository ARN by service
+    repositories: dict[str, ImportValue]  # repository ARN by service (bootstrap stack)
 
 
 def add_compute(t: Template, scope: Scope, key: Key, network: NetworkRefs, groups: GroupRefs,
@@ -62,14 +72,10 @@ def add_compute(t: Template, scope: Scope, key: Key, network: NetworkRefs, group
                   [secrets.database.arn, secrets.redis.arn]),
             allow(["kms:Decrypt"], key.arn)))],
     ))
-    repositories: dict[str, GetAtt] = {}
-    uris: dict[str, GetAtt] = {}
+    bootstrap = imports(scope.env)
     logs: dict[str, str] = {}
     task_roles: dict[str, GetAtt] = {}
     for spec in scope.platform.compute.services:
-        repository = t.add_resource(_repository(scope, spec, key))
-        repositories[spec.name] = GetAtt(repository, "Arn")
-        uris[spec.name] = GetAtt(repository, "RepositoryUri")
         group = add_log_group(t, scope, key, logical(spec.name, "LogGroup"),
                               f"/come2us/{scope.env.name}/{spec.name}")
         logs[spec.name] = group.title
@@ -86,31 +92,14 @@ def add_compute(t: Template, scope: Scope, key: Key, network: NetworkRefs, group
 
     for spec, colour in scope.deployed():
         definition = t.add_resource(_task_definition(
-            scope, spec, colour, Join(":", [uris[spec.name], scope.rollout.release(colour)]),
+            scope, spec, colour,
+            Join(":", [bootstrap.repository_uri(spec), scope.rollout.release(colour)]),
             GetAtt(execution, "Arn"), task_roles.get(spec.name), logs[spec.name], secrets))
         service = t.add_resource(_service(scope, spec, colour, Ref(cluster), Ref(definition),
                                           network, groups, edge))
         _add_scaling(t, scope, spec, colour, cluster_name, service)
-    return ComputeRefs(cluster_name=cluster_name, repositories=repositories)
-
-
-def _repository(scope: Scope, spec: ServiceSpec, key: Key) -> ecr.Repository:
-    keep = scope.cloud.stores.ecr_keep_images
-    lifecycle = {"rules": [{
-        "rulePriority": 1,
-        "description": f"keep the {keep} most recent images",
-        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep},
-        "action": {"type": "expire"},
-    }]}
-    return ecr.Repository(
-        logical(spec.name, "Repository"),
-        RepositoryName=f"{scope.env.stack_name}/{spec.name}",
-        ImageTagMutability="IMMUTABLE",  # a release tag names one image, forever
-        ImageScanningConfiguration=ecr.ImageScanningConfiguration(ScanOnPush=True),
-        EncryptionConfiguration=ecr.EncryptionConfiguration(EncryptionType="KMS",
-                                                            KmsKey=key.arn),
-        LifecyclePolicy=ecr.LifecyclePolicy(LifecyclePolicyText=json.dumps(lifecycle)),
-    )
+    return ComputeRefs(cluster_name=cluster_name, repositories={
+        spec.name: bootstrap.repository_arn(spec) for spec in scope.platform.compute.services})
 
 
 def _task_definition(scope: Scope, spec: ServiceSpec, colour: Colour, image: Join,

@@ -1,17 +1,18 @@
-"""The managed stores of §5: RDS PostgreSQL, two ElastiCache Redis, MSK, the DynamoDB lock.
+"""The managed stores of §5: RDS PostgreSQL, two ElastiCache Redis, MSK.
 
 Each is rendered from the same description the local runtime runs (`stack.model.data`):
 the writer/standby pair becomes a Multi-AZ instance plus read replicas in the standby's AZ;
 the session group becomes a two-node replication group with automatic failover, primary and
 replica in the AZs of the local primary and replica; the cache stays one node, cluster mode
-disabled (§10), with the same eviction policy.
+disabled (§10), with the same eviction policy. The DynamoDB deploy lock is not here: a deploy
+takes it before this stack exists, so it lives in the bootstrap stack (`stack.aws.bootstrap`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from troposphere import GetAtt, Ref, Template, dynamodb, elasticache, iam, msk, rds, secretsmanager
+from troposphere import GetAtt, Ref, Template, elasticache, iam, msk, rds, secretsmanager
 
 from stack.aws.encryption import Key
 from stack.aws.iam_documents import assume_role
@@ -34,8 +35,6 @@ class DataRefs:
     session_redis_id: str
     cache_redis_id: str
     kafka_name: str
-    lock_table: Ref
-    lock_table_arn: GetAtt
 
 
 def primary_node(replication_group_id: str) -> str:
@@ -48,10 +47,8 @@ def add_data(t: Template, scope: Scope, key: Key, network: NetworkRefs, groups: 
     database_id = _add_postgres(t, scope, key, network, groups, secrets)
     session_id, cache_id = _add_redis(t, scope, key, network, groups, secrets)
     kafka_name = _add_kafka(t, scope, key, network, groups)
-    table = _add_lock_table(t, scope, key)
     return DataRefs(database_id=database_id, session_redis_id=session_id,
-                    cache_redis_id=cache_id, kafka_name=kafka_name, lock_table=Ref(table),
-                    lock_table_arn=GetAtt(table, "Arn"))
+                    cache_redis_id=cache_id, kafka_name=kafka_name)
 
 
 def _add_postgres(t: Template, scope: Scope, key: Key, network: NetworkRefs,
@@ -227,19 +224,3 @@ def _add_kafka(t: Template, scope: Scope, key: Key, network: NetworkRefs,
     ))
     return name
 
-
-def _add_lock_table(t: Template, scope: Scope, key: Key) -> dynamodb.Table:
-    lock = scope.platform.data.lock_table
-    return t.add_resource(dynamodb.Table(
-        "DeployLockTable",
-        TableName=scope.physical(lock.name),
-        AttributeDefinitions=[dynamodb.AttributeDefinition(AttributeName=lock.partition_key,
-                                                           AttributeType="S")],
-        KeySchema=[dynamodb.KeySchema(AttributeName=lock.partition_key, KeyType="HASH")],
-        BillingMode="PAY_PER_REQUEST",
-        PointInTimeRecoverySpecification=dynamodb.PointInTimeRecoverySpecification(
-            PointInTimeRecoveryEnabled=True),
-        SSESpecification=dynamodb.SSESpecification(SSEEnabled=True, SSEType="KMS",
-                                                   KMSMasterKeyId=key.id),
-        DeletionProtectionEnabled=scope.env.deletion_protection,
-    ))

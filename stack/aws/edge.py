@@ -125,7 +125,8 @@ def add_edge(t: Template, scope: Scope, network: NetworkRefs, groups: GroupRefs,
 
     for title, name in (("DnsRecord", domain), ("WebhookDnsRecord", webhook_host)):
         t.add_resource(route53.RecordSetType(
-            title, HostedZoneId=Ref(zone), Name=name, Type="A",
+            # Fully qualified (the trailing dot), the form Route53 itself returns names in.
+            title, HostedZoneId=Ref(zone), Name=f"{name}.", Type="A",
             AliasTarget=route53.AliasTarget(
                 DNSName=GetAtt(alb, "DNSName"), HostedZoneId=GetAtt(alb, "CanonicalHostedZoneID"),
                 EvaluateTargetHealth=False)))

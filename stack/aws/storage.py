@@ -1,9 +1,10 @@
-"""S3 (§5, §11): product images behind CloudFront, deploy records, and the access-log bucket.
+"""S3 (§5, §11): product images behind CloudFront, and the access-log bucket.
 
 Bucket names are global, so each carries the account id. The image bucket is private: only
 the CloudFront distribution reads it (origin access control), and only over TLS. Access logs
 of the ALB, the image bucket and CloudFront go to one bucket that forgets them after the log
-retention of the model (§10: 30 days).
+retention of the model (§10: 30 days). The deploy-records bucket is not here: a deploy writes
+to it before this stack exists, so it lives in the bootstrap stack (`stack.aws.bootstrap`).
 """
 
 from __future__ import annotations
@@ -31,16 +32,12 @@ class StorageRefs:
     access_logs: Ref
     images: Ref
     images_arn: GetAtt
-    records: Ref
-    records_arn: GetAtt
 
 
 def add_storage(t: Template, scope: Scope) -> StorageRefs:
     access_logs = _add_access_logs(t, scope)
-    images = _bucket(t, scope, "ImageBucket", scope.platform.data.image_bucket, access_logs,
-                     "s3/images/")
-    records = _bucket(t, scope, "DeployRecordsBucket", scope.cloud.stores.deploy_records,
-                      access_logs, "s3/deploy-records/")
+    images = t.add_resource(versioned_bucket(
+        scope, "ImageBucket", scope.platform.data.image_bucket, access_logs, "s3/images/"))
     distribution = _add_distribution(t, scope, images, access_logs)
     t.add_resource(s3.BucketPolicy("ImageBucketPolicy", Bucket=Ref(images), PolicyDocument=document(
         allow(["s3:GetObject"], _objects(images),
@@ -49,21 +46,21 @@ def add_storage(t: Template, scope: Scope) -> StorageRefs:
                   "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/"
                   "${Distribution}", Distribution=Ref(distribution))}})
         | {"Principal": {"Service": "cloudfront.amazonaws.com"}},
-        _deny_plain_http(images),
+        deny_plain_http(images),
     )))
-    t.add_resource(s3.BucketPolicy("DeployRecordsBucketPolicy", Bucket=Ref(records),
-                                   PolicyDocument=document(_deny_plain_http(records))))
     return StorageRefs(access_logs=Ref(access_logs), images=Ref(images),
-                       images_arn=GetAtt(images, "Arn"), records=Ref(records),
-                       records_arn=GetAtt(records, "Arn"))
+                       images_arn=GetAtt(images, "Arn"))
 
 
-def _name(scope: Scope, bucket_name: str) -> Sub:
-    return Sub(f"{scope.physical(bucket_name)}-${{AWS::AccountId}}")
+def bucket_name(scope: Scope, name: str) -> Sub:
+    """Bucket names are global: the environment's name of the bucket, then the account id."""
+    return Sub(f"{scope.physical(name)}-${{AWS::AccountId}}")
 
 
-def _bucket(t: Template, scope: Scope, title: str, bucket: Bucket, access_logs: s3.Bucket,
-            log_prefix: str) -> s3.Bucket:
+def versioned_bucket(scope: Scope, title: str, bucket: Bucket, access_logs: s3.Bucket | None,
+                     log_prefix: str) -> s3.Bucket:
+    """A private, encrypted bucket with the model's versioning and lifecycle; its access is
+    logged to ``access_logs`` when given."""
     rules = [
         s3.LifecycleRule(
             Id=rule.name, Status="Enabled",
@@ -73,34 +70,36 @@ def _bucket(t: Template, scope: Scope, title: str, bucket: Bucket, access_logs: 
                 DaysAfterInitiation=rule.abort_multipart_days))
         for rule in bucket.lifecycle
     ]
-    return t.add_resource(s3.Bucket(
+    logging = ({"LoggingConfiguration": s3.LoggingConfiguration(
+        DestinationBucketName=Ref(access_logs), LogFilePrefix=log_prefix)}
+        if access_logs is not None else {})
+    return s3.Bucket(
         title,
-        BucketName=_name(scope, bucket.name),
+        BucketName=bucket_name(scope, bucket.name),
         VersioningConfiguration=s3.VersioningConfiguration(
             Status="Enabled" if bucket.versioned else "Suspended"),
         LifecycleConfiguration=s3.LifecycleConfiguration(Rules=rules),
-        BucketEncryption=_sse_s3(),
-        PublicAccessBlockConfiguration=_no_public_access(),
+        BucketEncryption=sse_s3(),
+        PublicAccessBlockConfiguration=no_public_access(),
         OwnershipControls=s3.OwnershipControls(Rules=[
             s3.OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")]),
-        LoggingConfiguration=s3.LoggingConfiguration(
-            DestinationBucketName=Ref(access_logs), LogFilePrefix=log_prefix),
         DeletionPolicy="Retain",
         UpdateReplacePolicy="Retain",
-    ))
+        **logging,
+    )
 
 
 def _add_access_logs(t: Template, scope: Scope) -> s3.Bucket:
     days = scope.cloud.observability.log_retention_days
     bucket = t.add_resource(s3.Bucket(
         "AccessLogBucket",
-        BucketName=_name(scope, "access-logs"),
+        BucketName=bucket_name(scope, "access-logs"),
         VersioningConfiguration=s3.VersioningConfiguration(Status="Enabled"),
         LifecycleConfiguration=s3.LifecycleConfiguration(Rules=[s3.LifecycleRule(
             Id="forget-access-logs", Status="Enabled", ExpirationInDays=days,
             NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=1))]),
-        BucketEncryption=_sse_s3(),  # ALB access logs can only be written with SSE-S3
-        PublicAccessBlockConfiguration=_no_public_access(),
+        BucketEncryption=sse_s3(),  # ALB access logs can only be written with SSE-S3
+        PublicAccessBlockConfiguration=no_public_access(),
         # CloudFront's standard logs are delivered through a bucket ACL.
         OwnershipControls=s3.OwnershipControls(Rules=[
             s3.OwnershipControlsRule(ObjectOwnership="BucketOwnerPreferred")]),
@@ -117,7 +116,7 @@ def _add_access_logs(t: Template, scope: Scope) -> s3.Bucket:
               sid="S3ServerAccessLogs",
               condition={"StringEquals": {"aws:SourceAccount": Ref("AWS::AccountId")}})
         | {"Principal": {"Service": "logging.s3.amazonaws.com"}},
-        _deny_plain_http(bucket),
+        deny_plain_http(bucket),
     )))
     return bucket
 
@@ -159,18 +158,18 @@ def _add_distribution(t: Template, scope: Scope, images: s3.Bucket,
     return distribution
 
 
-def _sse_s3() -> s3.BucketEncryption:
+def sse_s3() -> s3.BucketEncryption:
     return s3.BucketEncryption(ServerSideEncryptionConfiguration=[
         s3.ServerSideEncryptionRule(ServerSideEncryptionByDefault=s3.ServerSideEncryptionByDefault(
             SSEAlgorithm="AES256"))])
 
 
-def _no_public_access() -> s3.PublicAccessBlockConfiguration:
+def no_public_access() -> s3.PublicAccessBlockConfiguration:
     return s3.PublicAccessBlockConfiguration(BlockPublicAcls=True, BlockPublicPolicy=True,
                                              IgnorePublicAcls=True, RestrictPublicBuckets=True)
 
 
-def _deny_plain_http(bucket: s3.Bucket) -> dict[str, object]:
+def deny_plain_http(bucket: s3.Bucket) -> dict[str, object]:
     return {
         "Sid": "OnlyTls",
         "Effect": "Deny",

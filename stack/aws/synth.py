@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from stack.aws import bootstrap
 from stack.aws.lint import CheckovReport, Finding, cfn_lint, checkov
 from stack.aws.metadata import suppressions
 from stack.aws.rollout import Rollout
@@ -52,19 +53,41 @@ def template_path(out: Path, environment: Environment) -> Path:
     return out / f"{environment.name}.json"
 
 
-def write(platform: Platform, environment: Environment, rollout: Rollout, out: Path) -> Path:
-    """Render and write the template; the file changes only when the output does."""
-    path = template_path(out, environment)
-    text = to_json(render(platform, environment, rollout))
+def bootstrap_path(out: Path, environment: Environment) -> Path:
+    return out / f"{bootstrap.stack_name(environment).removeprefix('come2us-')}.json"
+
+
+def _write_text(path: Path, text: str) -> Path:
+    """Write ``text`` unless the file already holds it: unchanged output keeps its mtime."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
     return path
 
 
+def write(platform: Platform, environment: Environment, rollout: Rollout, out: Path) -> Path:
+    """Render and write the template; the file changes only when the output does."""
+    return _write_text(template_path(out, environment),
+                       to_json(render(platform, environment, rollout)))
+
+
+def write_bootstrap(platform: Platform, environment: Environment, out: Path) -> Path:
+    return _write_text(bootstrap_path(out, environment),
+                       to_json(bootstrap.render(platform, environment)))
+
+
 def synthesize(platform: Platform, environment: Environment, rollout: Rollout, out: Path,
                run_checkov: bool = True) -> Synthesis:
-    path = write(platform, environment, rollout, out)
+    return lint(platform, environment, write(platform, environment, rollout, out), run_checkov)
+
+
+def synthesize_bootstrap(platform: Platform, environment: Environment, out: Path,
+                         run_checkov: bool = True) -> Synthesis:
+    return lint(platform, environment, write_bootstrap(platform, environment, out), run_checkov)
+
+
+def lint(platform: Platform, environment: Environment, path: Path,
+         run_checkov: bool = True) -> Synthesis:
     rendered = json.loads(path.read_text())
     return Synthesis(
         environment=environment.name,

@@ -52,12 +52,9 @@ def render(platform: Platform, environment: Environment, rollout: Rollout) -> Te
     edge = add_edge(t, scope, network, groups, storage.access_logs)
     compute = add_compute(t, scope, key, network, groups, edge, secrets, storage)
     topic = add_observability(t, scope, key, edge, data, compute)
-    add_ci_host(t, scope, key, network, groups, edge, data, storage,
-                list(compute.repositories.values()))
+    add_ci_host(t, scope, key, network, groups, edge, list(compute.repositories.values()))
     add_bastion(t, scope, key, network, groups)
     for name, value in (("LoadBalancerDns", edge.load_balancer), ("AlarmTopic", topic),
-                        ("DeployLockTable", data.lock_table),
-                        ("DeployRecordsBucket", storage.records),
                         ("ImageBucket", storage.images)):
         t.add_output(Output(name, Value=value if not isinstance(value, str) else Ref(value)))
     tag_everything(t, scope.tags)

@@ -80,8 +80,10 @@ def test_a_steady_template_runs_one_colour_in_its_az_and_a_deploy_both() -> None
     assert len(both.ecs_services()) == 2 * len(come2us().compute.services)
     assert default_target_group(both.template) == "GatewayBlueTargetGroup"
     image = both.properties("UserServiceGreenTaskDefinition")["ContainerDefinitions"][0]["Image"]
-    assert image == {"Fn::Join": [":", [{"Fn::GetAtt": ["UserServiceRepository",
-                                                         "RepositoryUri"]}, "v2"]]}
+    # The repositories are in the bootstrap stack (pushed to before the first deploy).
+    assert image == {"Fn::Join": [":", [{"Fn::ImportValue":
+                                         "come2us-prod-bootstrap-UserServiceRepositoryUri"},
+                                        "v2"]]}
 
 
 def test_both_target_groups_are_reachable_only_through_the_listener() -> None:
@@ -173,7 +175,7 @@ def test_every_taggable_resource_names_its_environment() -> None:
 def test_logical_ids_are_stable_names_from_the_model(name: str) -> None:
     ids = set(template(name)["Resources"])
     assert {"Vpc", "HttpsListener", "DatabaseWriter", "SessionRedis", "CacheRedis", "Kafka",
-            "ImageBucket", "ImageDistribution", "DeployLockTable", "Notifier", "CiHost",
+            "ImageBucket", "ImageDistribution", "Notifier", "CiHost",
             "Bastion", "MonthlyBudget", "GatewayBlueService", "AiServiceBlueScalableTarget",
             "ProductServiceBlueCpuScaling"} <= ids
     assert "AiServiceBlueCpuScaling" not in ids  # scaled by hand (§7-2)
