@@ -118,27 +118,40 @@ async def first_delivery(session: AsyncSession, processed: Table, event: Event) 
 
 
 class Publisher:
-    """One idempotent, acks=all producer per service process."""
+    """One idempotent, acks=all producer per service process.
+
+    The aiokafka producer is made on first use, inside the running event loop (it binds to the
+    loop it is created in, so a `build()` outside the loop must not create it), and made anew
+    after a failed start: a producer whose start failed cannot be started again.
+    """
 
     def __init__(self, bootstrap: str, client_id: str) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, client_id=client_id, acks="all",
-            enable_idempotence=True, request_timeout_ms=5000)
-        self._started = False
+        self.bootstrap = bootstrap
+        self.client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
-        if not self._started:
-            await self._producer.start()
-            self._started = True
+        if self._producer is not None:
+            return
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, client_id=self.client_id, acks="all",
+            enable_idempotence=True, request_timeout_ms=5000)
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
 
     async def publish(self, topic: str, key: str, event: Event) -> None:
         await self.start()
+        assert self._producer is not None
         await self._producer.send_and_wait(topic, encode(event), key=key.encode())
 
     async def stop(self) -> None:
-        if self._started:
-            await self._producer.stop()
-            self._started = False
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
 
 
 class OutboxRelay:
