@@ -291,28 +291,30 @@ class Seeder:
         self.report = SeedReport()
 
     def run(self) -> SeedReport:
-        admin = self.users()
+        admin, sessions = self.users()
         category_ids = self.categories(admin)
-        sessions = {u.email: self.api.log_in(u.email, self.catalogue.password)
-                    for u in self.catalogue.sellers}
         store_ids = self.stores(sessions)
         self.products(sessions, store_ids, category_ids)
         self.coupons(admin)
         return self.report
 
-    def users(self) -> Session:
-        """Every seed user exists; sellers have the seller role. Returns the admin's session."""
+    def users(self) -> tuple[Session, dict[str, Session]]:
+        """Every seed user exists and sellers have the seller role; the admin's session and
+        each seller's (signed in after any grant: a role counts from the next login)."""
         password = self.catalogue.password
         self.api.ensure_admin(self.catalogue.admin, password)
         admin = self.api.log_in(self.catalogue.admin.email, password)
         for user in (*self.catalogue.sellers, *self.catalogue.customers):
             self.report.count("users", self.api.sign_up(user, password))
+        sellers: dict[str, Session] = {}
         for seller in self.catalogue.sellers:
             session = self.api.log_in(seller.email, password)
             if SELLER not in self.api.roles(session):
-                self.api.grant(admin, session.user_id, SELLER)  # effective at the next login
+                self.api.grant(admin, session.user_id, SELLER)
                 self.report.count("seller roles", True)
-        return admin
+                session = self.api.log_in(seller.email, password)
+            sellers[seller.email] = session
+        return admin, sellers
 
     def categories(self, admin: Session) -> dict[str, int]:
         ids = self.api.categories()
