@@ -1,0 +1,1 @@
+"""The payment service's HTTP routes: reading payments (they are made by events, not by calls)."""

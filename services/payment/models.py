@@ -1,0 +1,71 @@
+"""The payment service's tables (schema ``payment_service``; the search path puts them there).
+
+One payment per order and one refund per payment, enforced by unique keys: the last line of
+defence against charging (or refunding) an order twice, after the processed-events record and
+before the provider's idempotency key.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+)
+
+from services.common.events import outbox_table, processed_events_table
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+def _stamp(name: str) -> Column[object]:
+    return Column(name, DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+payments = Table(
+    "payments", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("order_id", String(64), nullable=False, unique=True),
+    Column("user_id", String(64), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("provider_charge_id", String(100), nullable=True),
+    Column("failure_reason", Text, nullable=True),
+    _stamp("created_at"), _stamp("updated_at"),
+    CheckConstraint("status IN ('PENDING', 'COMPLETED', 'FAILED', 'REFUNDED')", name="status"),
+    CheckConstraint("amount >= 0", name="amount"),
+    Index("ix_payments_user_created", "user_id", "created_at"),
+    Index("ix_payments_pending", "updated_at", postgresql_where="status = 'PENDING'"),
+)
+
+refunds = Table(
+    "refunds", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("payment_id", String(32), ForeignKey("payments.id"), nullable=False, unique=True),
+    Column("order_id", String(64), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("provider_refund_id", String(100), nullable=True),
+    Column("failure_reason", Text, nullable=True),
+    _stamp("created_at"), _stamp("updated_at"),
+    CheckConstraint("status IN ('PENDING', 'COMPLETED', 'FAILED')", name="status"),
+    Index("ix_refunds_pending", "updated_at", postgresql_where="status = 'PENDING'"),
+)
+
+outbox = outbox_table(metadata)
+processed_events = processed_events_table(metadata)
