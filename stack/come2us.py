@@ -60,6 +60,7 @@ KAFKA_HOST = 41
 DISCOVERY_HOST = 51
 CONFIG_HOST = 52
 GATEWAY_HOST = 53
+PAYMENT_PROVIDER_HOST = 70  # regional: an external system, outside both AZs
 
 
 HEALTH_PATH = "/actuator/health"
@@ -97,11 +98,22 @@ def services() -> tuple[ServiceSpec, ...]:
     )
 
 
-def compute(az_a: Zone, az_b: Zone) -> Compute:
+# The payment provider (a PG / card company) is not one of the platform's programs: on AWS it is
+# reached over the internet through the NAT. Locally a simulator plays it, as a component in the
+# regional range; it is not in `services()`, so the AWS rendering never deploys it.
+PAYMENT_PROVIDER = ServiceSpec(
+    "payment-provider", "services.payment_provider", 8090, 256, 512,
+    HealthCheck(path="/health", interval_s=1.0, timeout_s=0.5, healthy_threshold=2,
+                unhealthy_threshold=2, grace_period_s=10.0),
+    Scaling(1, 1, ScalingMode.MANUAL, target_cpu_percent=None))
+
+
+def compute(az_a: Zone, az_b: Zone, regional: Zone) -> Compute:
     """The programs, and where the core's long-lived instances run locally.
 
     Discovery runs in both AZs (seed: 1 to 2 tasks) and replicates, so either AZ can be lost;
-    the config server and the gateway start in AZ-a, the blue side (§7-1).
+    the config server and the gateway start in AZ-a, the blue side (§7-1). The payment
+    provider simulator stands in the regional range for the PG outside the VPC.
     """
     specs = services()
     by_name = {spec.name: spec for spec in specs}
@@ -121,7 +133,12 @@ def compute(az_a: Zone, az_b: Zone) -> Compute:
             place("gateway", az_a, GATEWAY_HOST),
             place("user-service", az_a, 61),
             place("product-service", az_a, 62),
+            place("order-service", az_a, 63),
+            place("payment-service", az_a, 64),
             place("ai-service", az_a, 65),
+            Instance(PAYMENT_PROVIDER, Node("payment-provider", regional,
+                                            regional.address(PAYMENT_PROVIDER_HOST),
+                                            PAYMENT_PROVIDER.port, "payment provider simulator")),
         ),
     )
 
@@ -209,7 +226,7 @@ def come2us_on_block(block: int) -> Platform:
             ),
             lock_table=LockTable(name="come2us-deploy-lock", partition_key="LockID"),
         ),
-        compute=compute(az_a, az_b),
+        compute=compute(az_a, az_b, regional),
         cloud=cloud_layer(postgres, session_redis, cache_redis),
     )
     platform.validate()

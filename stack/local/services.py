@@ -18,6 +18,7 @@ import httpx
 import yaml
 
 from services.common.tokens import ISSUER_DEFAULT
+from stack.come2us import PAYMENT_PROVIDER
 from stack.local.backend import Backend, ProcessBackend
 from stack.local.component import Component, ComponentError, Health, ProcessSpec
 from stack.local.endpoints import endpoints
@@ -32,6 +33,8 @@ JWT_KEY = "jwt"
 JWT_ISSUER = ISSUER_DEFAULT
 PROFILE = "local"
 PROBE_TIMEOUT_S = 0.5
+# Not a platform program: it gets no platform wiring, no secrets, and does not wait for Kafka.
+PAYMENT_PROVIDER_NAME = PAYMENT_PROVIDER.name
 
 
 def config_repository() -> tuple[str, str]:
@@ -87,6 +90,7 @@ class ServiceWiring:
                 "cache-redis": {"url": data.cache_redis.url},
                 "kafka": {"bootstrap-servers": data.kafka.bootstrap_servers},
                 "jwt": {"issuer": JWT_ISSUER},
+                **self._payment_provider(),
             },
             "eureka": {
                 "instance": {
@@ -100,6 +104,11 @@ class ServiceWiring:
         path = self.workspace.run / "platform.yml"
         path.write_text(yaml.safe_dump(properties, sort_keys=True))
         return path
+
+    def _payment_provider(self) -> dict[str, dict[str, str]]:
+        """The PG's URL: locally the simulator; a service's own YAML overrides it on AWS."""
+        urls = self.urls(PAYMENT_PROVIDER_NAME)
+        return {"payment-provider": {"url": urls[0]}} if urls else {}
 
     def environment(self) -> dict[str, str]:
         """What every service process gets in its environment (ECS: environment + secrets)."""
@@ -148,6 +157,10 @@ def _service_args(instance: Instance, wiring: ServiceWiring) -> list[str]:
     return ["--config-url", wiring.config_url(), *wiring.discovery_args(), "--profile", PROFILE]
 
 
+def _payment_provider_args(instance: Instance, wiring: ServiceWiring) -> list[str]:
+    return []  # an external system: it knows nothing of discovery or configuration
+
+
 def _echo_args(instance: Instance, wiring: ServiceWiring) -> list[str]:
     timing = wiring.model.compute.discovery
     return [*wiring.discovery_args(), "--meta", f"zone={instance.node.zone.label}",
@@ -160,6 +173,7 @@ ARGUMENTS: dict[str, Callable[[Instance, ServiceWiring], list[str]]] = {
     "config": _config_args,
     "gateway": _gateway_args,
     "echo-service": _echo_args,
+    PAYMENT_PROVIDER_NAME: _payment_provider_args,
 }
 
 # A stand-in for a business service whose own behaviour is not under test (services/echo):
@@ -203,7 +217,7 @@ class ServiceProcess(Component):
                   for i in model.compute.instances_of(name)]
         # Every program reaches the data layer through the config server's platform source or
         # its environment; the ones that need Kafka or Redis wait for them.
-        if self.instance.service.name != "discovery":
+        if self.instance.service.name not in ("discovery", PAYMENT_PROVIDER_NAME):
             needed.append(model.data.kafka.broker.name)
         if self.instance.service.name == "gateway":
             needed += [n.name for n in model.data.session_redis.sentinels]
@@ -214,7 +228,9 @@ class ServiceProcess(Component):
         build = ARGUMENTS.get(spec.name, _service_args)
         argv = [sys.executable, "-m", spec.module, "--host", str(self.node.host),
                 "--port", str(self.node.port), *build(self.instance, self.wiring)]
-        return ProcessSpec(tuple(argv), env=self.wiring.environment(), cwd=PROJECT_ROOT)
+        env = (self.wiring.environment() if spec.name != PAYMENT_PROVIDER_NAME
+               else {"PYTHONUNBUFFERED": "1"})
+        return ProcessSpec(tuple(argv), env=env, cwd=PROJECT_ROOT)
 
     def probe(self) -> Health:
         url = f"http://{self.node.address}{self.instance.service.health.path}"
