@@ -36,6 +36,7 @@ pytest_plugins = [
     "steps.seed",
     "steps.ai",
     "steps.promotion",
+    "steps.ordering",
 ]
 
 
