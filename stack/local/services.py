@@ -29,6 +29,7 @@ from stack.model.compute import HealthCheck, Instance, Scaling, ScalingMode, Ser
 CONFIG_REPO_ENV = "COME2US_CONFIG_REPO"  # a git repository to serve instead of this project
 CONFIG_LABEL_ENV = "COME2US_CONFIG_LABEL"
 CONFIG_SEARCH_PATH = "config-repo"
+CORE = ("discovery", "config", "gateway")  # the Spring Cloud core: no database of their own
 JWT_KEY = "jwt"
 JWT_ISSUER = ISSUER_DEFAULT
 PROFILE = "local"
@@ -215,12 +216,16 @@ class ServiceProcess(Component):
         model = self.wiring.model
         needed = [i.node.name for name in self.instance.service.depends_on
                   for i in model.compute.instances_of(name)]
-        # Every program reaches the data layer through the config server's platform source or
-        # its environment; the ones that need Kafka or Redis wait for them.
-        if self.instance.service.name not in ("discovery", PAYMENT_PROVIDER_NAME):
-            needed.append(model.data.kafka.broker.name)
-        if self.instance.service.name == "gateway":
-            needed += [n.name for n in model.data.session_redis.sentinels]
+        # Programs reach the data layer through the addresses the config server serves; each
+        # waits for the stores it uses at start (the core needs only Kafka for its bus).
+        name = self.instance.service.name
+        data = model.data
+        if name not in ("discovery", PAYMENT_PROVIDER_NAME):
+            needed.append(data.kafka.broker.name)
+        if name == "gateway" or name not in CORE:
+            needed += [n.name for n in data.session_redis.sentinels]
+        if name not in CORE and name != PAYMENT_PROVIDER_NAME:
+            needed += [n.name for n in (*data.postgres.nodes, *data.cache_redis.nodes)]
         return tuple(needed)
 
     def process(self) -> ProcessSpec:
