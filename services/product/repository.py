@@ -354,7 +354,9 @@ class Repository:
         return Changed((product_id,), events=1)
 
     async def product_owner(self, product_id: int) -> str:
-        async with self.database.reads() as session:
+        """Read on the writer: it guards a write, often right after the product was created,
+        and the reader endpoint's standby may not have replayed that yet."""
+        async with self.database.writes() as session:
             owner = (await session.execute(
                 select(stores.c.owner_id).join(products, products.c.store_id == stores.c.id)
                 .where(products.c.id == product_id, _not_deleted()))).scalar_one_or_none()

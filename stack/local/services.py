@@ -222,7 +222,7 @@ class ServiceProcess(Component):
         data = model.data
         if name not in ("discovery", PAYMENT_PROVIDER_NAME):
             needed.append(data.kafka.broker.name)
-        if name == "gateway" or name not in CORE:
+        if name == "gateway" or name not in (*CORE, PAYMENT_PROVIDER_NAME):
             needed += [n.name for n in data.session_redis.sentinels]
         if name not in CORE and name != PAYMENT_PROVIDER_NAME:
             needed += [n.name for n in (*data.postgres.nodes, *data.cache_redis.nodes)]
