@@ -37,6 +37,7 @@ pytest_plugins = [
     "steps.ai",
     "steps.promotion",
     "steps.ordering",
+    "steps.journey",
 ]
 
 
