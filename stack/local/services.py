@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,11 +21,13 @@ import yaml
 from services.common.tokens import ISSUER_DEFAULT
 from stack.come2us import PAYMENT_PROVIDER
 from stack.local.backend import Backend, ProcessBackend
+from stack.local.clients import registered_instances
 from stack.local.component import Component, ComponentError, Health, ProcessSpec
 from stack.local.endpoints import endpoints
 from stack.local.workspace import PROJECT_ROOT, Workspace
 from stack.model import Node, Platform, Timeouts
 from stack.model.compute import HealthCheck, Instance, Scaling, ScalingMode, ServiceSpec
+from stack.waiting import wait_for
 
 CONFIG_REPO_ENV = "COME2US_CONFIG_REPO"  # a git repository to serve instead of this project
 CONFIG_LABEL_ENV = "COME2US_CONFIG_LABEL"
@@ -206,9 +209,10 @@ class ServiceProcess(Component):
         return f"{self.instance.service.name}:{self.node.host}:{self.node.port}"
 
     def __init__(self, instance: Instance, wiring: ServiceWiring, workspace: Workspace,
-                 backend: Backend) -> None:
+                 backend: Backend, *, await_routable: bool = True) -> None:
         self.instance = instance
         self.wiring = wiring
+        self.await_routable = await_routable
         super().__init__(instance.node, _timeouts(instance), workspace, backend)
 
     @property
@@ -251,6 +255,39 @@ class ServiceProcess(Component):
                       role=self.instance.service.name)
 
 
+    @property
+    def registers(self) -> bool:
+        """Whether the program registers with discovery (the core's servers and the external
+        payment simulator do not)."""
+        return self.instance.service.name not in ("discovery", "config", PAYMENT_PROVIDER_NAME)
+
+    def after_ready(self) -> None:
+        """Ready means routable: listed UP by every discovery server that answers, and one
+        registry fetch interval later, by which time every caller's copy of the registry
+        (the gateway's included) has it."""
+        if not (self.registers and self.await_routable):
+            return
+        model = self.wiring.model
+        servers = [i.node for i in model.compute.instances_of("discovery")]
+        app = self.instance.service.name
+
+        def listed() -> tuple[bool | None, str]:
+            answering, missing = 0, []
+            for server in servers:
+                try:
+                    found = registered_instances(server, app)
+                except httpx.HTTPError:
+                    continue
+                answering += 1
+                if found.get(self.instance_id) != "UP":
+                    missing.append(server.name)
+            done = answering > 0 and not missing
+            return (True if done else None), f"not listed UP by {missing or 'any server'}"
+
+        wait_for(listed, timeout=self.timeouts.ready_s, what=f"{self.instance_id} registered")
+        time.sleep(model.compute.discovery.registry_fetch_s)
+
+
 def _timeouts(instance: Instance) -> Timeouts:
     grace = instance.service.health.grace_period_s
     return Timeouts(ready_s=max(30.0, grace * 2), stop_s=10.0)
@@ -280,10 +317,13 @@ class OnDemandInstances:
         self.workspace = workspace
         self.started: list[ServiceProcess] = []
 
-    def start(self, zone_label: str) -> ServiceProcess:
+    def start(self, zone_label: str, *, routable: bool = True) -> ServiceProcess:
+        """Start one in ``zone_label``; with ``routable``, return once callers can reach it
+        (see `ServiceProcess.after_ready`), else as soon as it answers its health check."""
         index = sum(1 for p in self.started if p.node.zone.label == zone_label)
         instance = on_demand_instance(self.wiring.model, self.spec, zone_label, index)
-        process = ServiceProcess(instance, self.wiring, self.workspace, ProcessBackend())
+        process = ServiceProcess(instance, self.wiring, self.workspace, ProcessBackend(),
+                                 await_routable=routable)
         self.started.append(process)
         process.start()
         process.wait_ready()
