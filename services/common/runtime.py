@@ -138,6 +138,17 @@ def parse_launch(program: str, argv: Sequence[str] | None = None) -> Launch:
                   args.label)
 
 
+# Where a task runs and what it is, as the runtime tells it (ECS: task metadata); registered in
+# discovery so that a colour's gateway routes only to its own colour (§7-1).
+TASK_METADATA_ENV = {"colour": "COME2US_COLOUR", "zone": "COME2US_ZONE",
+                     "release": "COME2US_RELEASE"}
+
+
+def task_metadata() -> dict[str, str]:
+    return {key: value for key, env in TASK_METADATA_ENV.items()
+            if (value := os.environ.get(env))}
+
+
 def secret(name: str) -> str:
     """A secret from the environment; its absence stops the service with a clear message."""
     value = os.environ.get(name)
@@ -275,7 +286,7 @@ def serve(name: str, settings_model: type[S],
     settings = load_or_exit(lambda: RefreshableSettings.load(
         settings_model, name, launch.profile, launch.config_url, label=launch.label),
         program=name)
-    runtime = ServiceRuntime(name, launch, settings)
+    runtime = ServiceRuntime(name, launch, settings, metadata=task_metadata())
     if schema is not None:
         runtime.database = Database(secret("COME2US_DATABASE_URL"),
                                     secret("COME2US_DATABASE_READER_URL"), schema)
