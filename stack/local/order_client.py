@@ -32,25 +32,17 @@ from confluent_kafka import Consumer, TopicPartition
 from services.common.events import Event
 from services.common.topics import ORDER_CREATED, ORDER_EVENTS
 from stack.come2us import PAYMENT_PROVIDER
-from stack.local.clients import gateway, kafka_producer
+from stack.local.api_client import ApiClient, ApiError
+from stack.local.clients import kafka_producer
 from stack.model import Platform
 from stack.waiting import wait_for
 
-API = "/api"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 KAFKA_TIMEOUT_S = 5.0
 
 
-class OrderApiError(RuntimeError):
-    def __init__(self, response: httpx.Response) -> None:
-        try:
-            body: Any = response.json()
-        except ValueError:
-            body = response.text[:300]
-        super().__init__(f"{response.request.method} {response.request.url.path}: "
-                         f"HTTP {response.status_code}: {body}")
-        self.status = response.status_code
-        self.body = body
+class OrderApiError(ApiError):
+    """An unexpected answer of the order service's API."""
 
 
 @dataclass(frozen=True)
@@ -60,45 +52,11 @@ class Placed:
     key: str
 
 
-class OrderClient:
+class OrderClient(ApiClient):
     """The order service's (and the payment service's) public API, as one caller."""
 
-    def __init__(self, http: httpx.Client, token: str | None = None, *,
-                 owns_http: bool = True) -> None:
-        self.http = http
-        self.token = token
-        self._owns_http = owns_http
-
-    @classmethod
-    def through_gateway(cls, model: Platform, token: str | None = None,
-                        timeout: float = 15.0) -> OrderClient:
-        return cls(gateway(model, timeout=timeout), token)
-
-    def as_token(self, token: str | None) -> OrderClient:
-        """The same connection, calling as another identity."""
-        return OrderClient(self.http, token, owns_http=False)
-
-    def close(self) -> None:
-        if self._owns_http:
-            self.http.close()
-
-    def __enter__(self) -> OrderClient:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self.close()
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = dict(kwargs.pop("headers", None) or {})
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        return self.http.request(method, API + path, headers=headers, **kwargs)
-
-    def _expect(self, response: httpx.Response, *statuses: int) -> Any:
-        if response.status_code not in statuses:
-            raise OrderApiError(response)
-        return response.json() if response.content else None
+    error = OrderApiError
+    default_timeout_s = 15.0
 
     # --- addresses --------------------------------------------------------------------------
 

@@ -16,27 +16,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import httpx
 
-from stack.local.clients import gateway
-from stack.model import Platform
-
-API = "/api"
+from stack.local.api_client import API, ApiClient, ApiError
 
 
-class ProductApiError(RuntimeError):
-    def __init__(self, response: httpx.Response) -> None:
-        try:
-            body: Any = response.json()
-        except ValueError:
-            body = response.text[:300]
-        super().__init__(f"{response.request.method} {response.request.url.path}: "
-                         f"HTTP {response.status_code}: {body}")
-        self.status = response.status_code
-        self.body = body
+class ProductApiError(ApiError):
+    """An unexpected answer of the product service's API."""
 
 
 @dataclass(frozen=True)
@@ -59,45 +47,8 @@ class Fetched:
                    float(ttl) if ttl else None)
 
 
-class ProductClient:
-    def __init__(self, http: httpx.Client, token: str | None = None, *,
-                 owns_http: bool = True) -> None:
-        self.http = http
-        self.token = token
-        self._owns_http = owns_http
-
-    @classmethod
-    def through_gateway(cls, model: Platform, token: str | None = None,
-                        timeout: float = 10.0) -> ProductClient:
-        return cls(gateway(model, timeout=timeout), token)
-
-    def as_token(self, token: str | None) -> ProductClient:
-        """The same connection, calling as another identity (None: anonymous)."""
-        return ProductClient(self.http, token, owns_http=False)
-
-    def close(self) -> None:
-        if self._owns_http:
-            self.http.close()
-
-    def __enter__(self) -> ProductClient:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self.close()
-
-    # --- plumbing ---------------------------------------------------------------------------
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = dict(kwargs.pop("headers", None) or {})
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        return self.http.request(method, API + path, headers=headers, **kwargs)
-
-    def _expect(self, response: httpx.Response, *statuses: int) -> Any:
-        if response.status_code not in statuses:
-            raise ProductApiError(response)
-        return response.json() if response.content else None
+class ProductClient(ApiClient):
+    error = ProductApiError
 
     # --- stores and delivery policies -------------------------------------------------------
 
