@@ -17,8 +17,8 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -275,3 +275,46 @@ class Consumer:
                 log.exception("consumer %s: handling %s %s failed; retrying", self.group,
                               event.type, event.id)
                 await asyncio.sleep(RETRY_S)
+
+
+@dataclass
+class Messaging:
+    """A service's Kafka side — the relay of its outbox and its consumer — with its lifespan.
+
+    Made in the service's `build()` and started from the runtime's ``starting`` hooks, because
+    aiokafka's clients belong to the event loop that is running when they are made.
+    """
+
+    bootstrap: str
+    client_id: str
+    sessions: async_sessionmaker[AsyncSession] | None = None
+    outbox: Table | None = None
+    group: str | None = None
+    topics: Sequence[str] = ()
+    handlers: Mapping[str, Handler] = field(default_factory=dict)
+    _publisher: Publisher | None = None
+    _relay: OutboxRelay | None = None
+    _consumer: Consumer | None = None
+
+    async def start(self) -> None:
+        if self.outbox is not None and self.sessions is not None:
+            self._publisher = Publisher(self.bootstrap, self.client_id)
+            self._relay = OutboxRelay(self.sessions, self.outbox, self._publisher)
+            self._relay.start()
+        if self.group is not None:
+            self._consumer = Consumer(self.bootstrap, self.group, list(self.topics),
+                                      self.handlers)
+            self._consumer.start()
+
+    def nudge(self) -> None:
+        """A commit added events to the outbox: publish them now rather than at the next poll."""
+        if self._relay is not None:
+            self._relay.nudge()
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._relay is not None:
+            await self._relay.stop()
+        if self._publisher is not None:
+            await self._publisher.stop()

@@ -7,12 +7,11 @@ that is what the outbox is for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
-from services.common.events import Consumer, OutboxRelay, Publisher
+from services.common.events import Messaging
 from services.common.runtime import ServiceRuntime, create_app
 from services.common.topics import PAYMENT_EVENTS
 from services.order.api import addresses, coupons, orders
@@ -44,47 +43,17 @@ def build(runtime: ServiceRuntime[OrderSettings]) -> FastAPI:
     checkout = Checkout(repository, catalogue, holds,
                         lambda: options().coupons.hold_ttl_seconds, now)
     settlement = Settlement(repository, catalogue, holds, now)
-    messaging = Messaging()
-    database = runtime.database
+    messaging = Messaging(runtime.platform.kafka.bootstrap_servers,
+                          f"{runtime.name}-{runtime.launch.instance_id}",
+                          runtime.database.writes, outbox, CONSUMER_GROUP, [PAYMENT_EVENTS],
+                          settlement.handlers())
 
-    async def start() -> None:
-        # aiokafka's clients must be made inside the running event loop.
-        bootstrap = runtime.platform.kafka.bootstrap_servers
-        messaging.publisher = Publisher(bootstrap,
-                                        f"{runtime.name}-{runtime.launch.instance_id}")
-        messaging.relay = OutboxRelay(database.writes, outbox, messaging.publisher)
-        messaging.consumer = Consumer(bootstrap, CONSUMER_GROUP, [PAYMENT_EVENTS],
-                                      settlement.handlers())
-        messaging.relay.start()
-        messaging.consumer.start()
-
-    runtime.starting.append(start)
+    runtime.starting.append(messaging.start)
     runtime.stopping.append(messaging.stop)
     app = create_app(runtime, "COME2US order service")
     mount(app, OrderState(repository=repository, checkout=checkout, settlement=settlement,
                           options=options, published=messaging.nudge, clock=now))
     return app
-
-
-@dataclass
-class Messaging:
-    """Kafka's side of the service, made when the service starts."""
-
-    publisher: Publisher | None = None
-    relay: OutboxRelay | None = None
-    consumer: Consumer | None = None
-
-    def nudge(self) -> None:
-        if self.relay is not None:
-            self.relay.nudge()
-
-    async def stop(self) -> None:
-        if self.consumer is not None:
-            await self.consumer.stop()
-        if self.relay is not None:
-            await self.relay.stop()
-        if self.publisher is not None:
-            await self.publisher.stop()
 
 
 def mount(app: FastAPI, state: OrderState) -> None:

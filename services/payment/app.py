@@ -7,12 +7,11 @@ payments fast (breaker), and with Kafka down there is nothing to consume or publ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
-from services.common.events import Consumer, OutboxRelay, Publisher
+from services.common.events import Messaging
 from services.common.runtime import ServiceRuntime, create_app
 from services.common.topics import ORDER_EVENTS
 from services.payment.api import payments
@@ -41,21 +40,15 @@ def build(runtime: ServiceRuntime[PaymentSettings]) -> FastAPI:
     repository = PaymentRepository(runtime.database)
     provider = ProviderClient(lambda: runtime.settings.value.come2us.payment_provider.url,
                               options)
-    messaging = Messaging()
+    messaging = Messaging(runtime.platform.kafka.bootstrap_servers,
+                          f"{runtime.name}-{runtime.launch.instance_id}",
+                          runtime.database.writes, outbox, CONSUMER_GROUP, [ORDER_EVENTS])
     processor = Processor(repository, provider, now, messaging.nudge)
+    messaging.handlers = processor.handlers()
     recovery = RecoveryLoop(processor, lambda: options().recovery)
-    database = runtime.database
 
     async def start() -> None:
-        # aiokafka's clients must be made inside the running event loop.
-        bootstrap = runtime.platform.kafka.bootstrap_servers
-        messaging.publisher = Publisher(bootstrap,
-                                        f"{runtime.name}-{runtime.launch.instance_id}")
-        messaging.relay = OutboxRelay(database.writes, outbox, messaging.publisher)
-        messaging.consumer = Consumer(bootstrap, CONSUMER_GROUP, [ORDER_EVENTS],
-                                      processor.handlers())
-        messaging.relay.start()
-        messaging.consumer.start()
+        await messaging.start()
         recovery.start()
 
     async def stop() -> None:
@@ -74,24 +67,3 @@ def mount(app: FastAPI, state: PaymentState) -> None:
     """The routes and the state they use (tests mount them on a bare app with fakes)."""
     app.state.payment = state
     app.include_router(payments.router)
-
-
-@dataclass
-class Messaging:
-    """Kafka's side of the service, made when the service starts."""
-
-    publisher: Publisher | None = None
-    relay: OutboxRelay | None = None
-    consumer: Consumer | None = None
-
-    def nudge(self) -> None:
-        if self.relay is not None:
-            self.relay.nudge()
-
-    async def stop(self) -> None:
-        if self.consumer is not None:
-            await self.consumer.stop()
-        if self.relay is not None:
-            await self.relay.stop()
-        if self.publisher is not None:
-            await self.publisher.stop()

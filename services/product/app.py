@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.common.errors import error_body
-from services.common.events import OutboxRelay, Publisher
+from services.common.events import Messaging
 from services.common.runtime import ServiceRuntime, create_app
 from services.product.api import cart, categories, internal, products, reviews, stores
 from services.product.cache import PageCache, RedisCacheStore, cache_client
@@ -42,23 +42,15 @@ def build(runtime: ServiceRuntime[ProductSettings]) -> FastAPI:
         carts=CartStore(runtime.session_redis()),
         images=ImageStore(platform.image_bucket, platform.aws_endpoint, platform.region),
         options=lambda: runtime.settings.value.product)
-    publishers: list[Publisher] = []
-
-    async def start() -> None:  # aiokafka's producer must be made inside the event loop
-        publisher = Publisher(platform.kafka.bootstrap_servers,
-                              f"{runtime.name}-{runtime.launch.instance_id}")
-        publishers.append(publisher)
-        service.relay = OutboxRelay(database.writes, outbox, publisher)
-        service.relay.start()
+    messaging = Messaging(platform.kafka.bootstrap_servers,
+                          f"{runtime.name}-{runtime.launch.instance_id}", database.writes, outbox)
+    service.published = messaging.nudge
 
     async def stop() -> None:
-        if service.relay is not None:
-            await service.relay.stop()
-        for publisher in publishers:
-            await publisher.stop()
+        await messaging.stop()
         await cache_redis.aclose()
 
-    runtime.starting.append(start)
+    runtime.starting.append(messaging.start)
     runtime.stopping.append(stop)
     return install(create_app(runtime, TITLE), service)
 

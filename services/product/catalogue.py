@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
-from services.common.events import OutboxRelay
 from services.common.identity import Caller
 from services.product.api.schemas import (
     CartLineOut,
@@ -76,12 +75,12 @@ class Catalogue:
     carts: CartStore
     images: ImageStore
     options: Callable[[], ProductOptions]  # the current settings (they refresh at run time)
-    relay: OutboxRelay | None = None
+    published: Callable[[], None] = lambda: None  # events committed: the relay publishes now
 
     async def _after(self, changed: Changed) -> None:
         """After a commit: publish its events soon, and make cached pages of it unreachable."""
-        if changed.events and self.relay is not None:
-            self.relay.nudge()
+        if changed.events:
+            self.published()
         if changed.product_ids:
             try:
                 lsn = await self.repository.writer_lsn()
