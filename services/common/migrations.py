@@ -11,6 +11,21 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import MetaData
 
+# Constraint and index names every service's tables get, so a migration can name what it
+# alters and two services' schemas read alike.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def schema_metadata() -> MetaData:
+    """The metadata of one service's tables, with the shared naming convention."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
 
 def run(metadata: MetaData) -> None:
     config = context.config

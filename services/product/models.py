@@ -16,7 +16,6 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
-    MetaData,
     Sequence,
     SmallInteger,
     String,
@@ -27,14 +26,9 @@ from sqlalchemy import (
 )
 
 from services.common.events import outbox_table
+from services.common.migrations import schema_metadata
 
-metadata = MetaData(naming_convention={
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-})
+metadata = schema_metadata()
 
 product_versions = Sequence("product_versions", metadata=metadata)
 
