@@ -64,6 +64,31 @@ def status_table(components: list[dict[str, Any]]) -> Table:
     return table
 
 
+def print_tasks(report: dict[str, Any]) -> None:
+    """The compute side (`stack.local.tasks`): tasks per service and colour, the listener's
+    active colour and the health of each target group's targets."""
+    listener = report.get("listener")
+    if listener is None:
+        return
+    table = Table(title=f"Tasks (ALB {listener['url']} forwards to {listener['active']})",
+                  title_justify="left")
+    for column in ("Service", "Colour", "Release", "Desired", "Running", "Healthy",
+                   "Replaced", "Tasks"):
+        table.add_column(column, overflow="fold")
+    live = [t for t in report["tasks"] if t["state"] != "STOPPED"]
+    for row in report["services"]:
+        mine = [t for t in live if t["service"] == row["service"]
+                and t["colour"] == row["colour"]]
+        style = "green" if row["healthy"] >= row["desired"] else "yellow"
+        table.add_row(row["service"], row["colour"], row["release"], str(row["desired"]),
+                      str(row["running"]), f"[{style}]{row['healthy']}[/]", str(row["replaced"]),
+                      ", ".join(f"{t['address']} {t['state'].lower()}" for t in mine))
+    console.print(table)
+    for group, targets in listener["target_groups"].items():
+        shown = ", ".join(f"{target} {health}" for target, health in targets.items())
+        console.print(f"  {group}: {shown or 'no targets'}")
+
+
 def print_endpoints(workspace: Workspace) -> None:
     table = Table(title="How to reach it (`eval $(come2us env)` exports these)",
                   title_justify="left")
@@ -112,14 +137,22 @@ def up(
         client.close()
     components = report["components"]
     console.print(status_table(components))
+    print_tasks(report)
     broken = [c for c in components if c["state"] != "ready"]
     if broken:
         for component in broken:
             errors.print(f"[bold red]{component['name']}[/]: {component['detail']}")
         raise fail(f"{len(broken)} component(s) not ready. Logs: {workspace.logs}. "
                    f"Fix the cause and run `come2us up` again, or `come2us down`.")
+    platform = report.get("platform")
+    if platform is not None and not platform["ready"]:
+        raise fail(f"the platform's tasks are not healthy: {platform['detail']}. See "
+                   f"`come2us status` and the task logs in {workspace.logs}.")
     print_endpoints(workspace)
     console.print(f"[green]Local cloud ready[/] in {time.monotonic() - started:.1f} s.")
+    if "listener" in report:
+        console.print(f"Open [bold]{report['listener']['url']}/api/products[/] "
+                      f"(the platform, through the ALB).")
 
 
 def _follow_progress(client: ControlPlaneClient, started: float,
@@ -156,10 +189,13 @@ def status(
         console.print_json(data=report)
     else:
         console.print(status_table(report["components"]))
-        for event in report["events"][-8:]:
+        print_tasks(report)
+        for event in report["events"][-12:]:
             when = time.strftime("%H:%M:%S", time.localtime(event["at"]))
             console.print(f"  [dim]{when}[/] {event['component']}: {event['message']}")
-    if any(row["state"] != "ready" for row in report["components"]):
+    platform = report.get("platform")
+    if any(row["state"] != "ready" for row in report["components"]) or (
+            platform is not None and not platform["ready"]):
         raise typer.Exit(1)
 
 
@@ -214,16 +250,18 @@ def env(
 
 @app.command()
 def logs(
-    name: Annotated[str, typer.Argument(help="Component name, e.g. rds-writer.")],
+    name: Annotated[str, typer.Argument(
+        help="Component or task name, e.g. rds-writer or gateway-blue-1.")],
     lines: Annotated[int, typer.Option("-n", help="How many lines.")] = 40,
     follow: Annotated[bool, typer.Option("-f", help="Keep printing new lines.")] = False,
 ) -> None:
-    """Show a component's log."""
+    """Show a component's or a task's log."""
     workspace = Workspace.default()
     names = {node.name: node for node in come2us().nodes()}
-    if name not in names and name != "controlplane":
-        raise fail(f"no component named {name!r}; known: {', '.join(sorted(names))}", 2)
     path = workspace.logs / f"{name}.log"
+    if name not in names and name != "controlplane" and not path.exists():
+        raise fail(f"no component or task named {name!r}; components: "
+                   f"{', '.join(sorted(names))}; tasks: see `come2us status`", 2)
     if not path.exists():
         raise fail(f"{path} does not exist yet: {name} has not been started", 2)
     argv = ["tail", f"-n{lines}", *(["-F"] if follow else []), str(path)]

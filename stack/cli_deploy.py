@@ -11,12 +11,15 @@ retiring the serving colour), 3 rolled back (the old colour still serves),
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
@@ -44,13 +47,15 @@ CHANGE_STYLE = {"Add": "green", "Modify": "yellow", "Remove": "red"}
 
 
 class TargetName(StrEnum):
+    LOCAL = "local"
     EMULATOR = "emulator"
     AWS = "aws"
 
 
 TargetOption = Annotated[TargetName | None, typer.Option(
-    "--target", help="emulator: the local cloud's AWS endpoint (moto); aws: the account of "
-                     "your AWS credentials.")]
+    "--target", help="local: the local runtime's tasks behind its ALB (HAProxy); emulator: the "
+                     "local cloud's AWS endpoint (moto); aws: the account of your AWS "
+                     "credentials.")]
 EnvOption = Annotated[str | None, typer.Option(
     "--env", help=f"The environment: {', '.join(ENVIRONMENTS)}.")]
 BreakLockOption = Annotated[bool, typer.Option(
@@ -116,7 +121,10 @@ def _environment(name: str | None) -> Any:
 def make_target(name: TargetName | None, env: str | None) -> Target:
     """The target a command deploys to; the emulator must be running (`come2us up`)."""
     if name is None:
-        raise fail("--target is required: emulator or aws", EXIT_REFUSED)
+        raise fail("--target is required: local, emulator or aws", EXIT_REFUSED)
+    if name is TargetName.LOCAL:
+        raise fail("this command is for the emulator and AWS; the local runtime's colours, "
+                   "tasks and releases are in `come2us status`", EXIT_REFUSED)
     model, target_env = come2us(), _environment(env)
     if name is TargetName.AWS:
         from stack.aws.deploy import AwsTarget
@@ -201,6 +209,67 @@ def say(message: str) -> None:
     console.print(f"[cyan]{message}[/]")
 
 
+def _run_local(procedure: Callable[[Any], bluegreen.Result], directory: Path | None = None,
+               faults: tuple[str, ...] = ()) -> None:
+    """One part of blue/green against the local runtime (`stack.local.bluegreen`), under the
+    workspace's deploy lock; prints and exits by the outcome, as for AWS."""
+    from stack.local.bluegreen import LocalColours, NotHealthy
+    from stack.local.controlplane import ControlPlaneClient, ControlPlaneError
+    from stack.local.workspace import Workspace
+
+    workspace = Workspace.default()
+    started = time.monotonic()
+    with ControlPlaneClient(workspace, timeout=120.0) as client, \
+            local_deploy_lock(workspace.run / "deploy.lock"):
+        if not client.is_running():
+            raise fail(f"the local cloud is not running for {workspace.home}; start it with "
+                       f"`come2us up`", EXIT_REFUSED)
+        platform = LocalColours(client, come2us(), directory, faults)
+        try:
+            result = procedure(platform)
+        except bluegreen.NothingToDo as err:
+            console.print(f"nothing to do: {err}")
+            return
+        except (bluegreen.Unfinished, bluegreen.Refused) as err:
+            raise fail(str(err), EXIT_REFUSED) from err
+        except (ControlPlaneError, NotHealthy) as err:
+            raise fail(str(err)) from err
+    console.print(f"[bold]{result.outcome}[/]: {result.active} serves (local runtime, "
+                  f"{time.monotonic() - started:.1f} s); `come2us status` shows its tasks")
+    if result.outcome is bluegreen.Outcome.ROLLED_BACK:
+        raise fail(f"rolled back: {result.reason}", EXIT_ROLLED_BACK)
+
+
+@contextmanager
+def local_deploy_lock(path: Path) -> Iterator[None]:
+    """One deploy at a time per workspace (the local stand-in for the DynamoDB lock)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise fail(f"another deploy holds {path}: {handle.read().strip() or 'unknown'}",
+                       EXIT_LOCKED) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} since {time.strftime('%H:%M:%S')}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+CodeOption = Annotated[Path | None, typer.Option(
+    "--code", help="--target local: the tree whose code the release runs (default: this "
+                   "checkout), e.g. a copy with a new migration.", exists=True, file_okay=False)]
+FaultOption = Annotated[list[str] | None, typer.Option(
+    "--fault", help="--target local, a testing hook: a fault the release carries into its "
+                    "tasks, e.g. gateway-health (its gateways fail their health check).")]
+
+
 @deploy_app.callback()
 def deploy(
     ctx: typer.Context,
@@ -212,10 +281,18 @@ def deploy(
         help="Stop after this step: healthy (③), switched (④) or retired (⑤).")
     ] = bluegreen.Stage.RETIRED,
     break_lock: BreakLockOption = False,
+    code: CodeOption = None,
+    fault: FaultOption = None,
 ) -> None:
     """Create or update the stack: blue the first time, then blue/green with rollback."""
     if ctx.invoked_subcommand is not None:
         return
+    if target is TargetName.LOCAL:
+        _run_local(lambda platform: bluegreen.promote(platform, version, until, say),
+                   code, tuple(fault or ()))
+        return
+    if code is not None or fault:
+        raise fail("--code and --fault are for --target local", EXIT_REFUSED)
     deployer = make_deployer(target, env)
     _run_procedure(deployer, "deploy", version, break_lock,
                    lambda platform: bluegreen.promote(platform, version, until, say))
@@ -224,6 +301,9 @@ def deploy(
 def switch(target: TargetOption = None, env: EnvOption = None,
            break_lock: BreakLockOption = False) -> None:
     """④ Switch the listener to the idle colour once it is healthy (rolls back if not)."""
+    if target is TargetName.LOCAL:
+        _run_local(lambda platform: bluegreen.switch(platform, say))
+        return
     deployer = make_deployer(target, env)
     _run_procedure(deployer, "switch", "", break_lock,
                    lambda platform: bluegreen.switch(platform, say))
@@ -236,6 +316,9 @@ def retire(
     break_lock: BreakLockOption = False,
 ) -> None:
     """⑤ Remove the idle colour's services (after a switch: the old colour)."""
+    if target is TargetName.LOCAL:
+        _run_local(lambda platform: bluegreen.retire(platform, colour, say))
+        return
     deployer = make_deployer(target, env)
     _run_procedure(deployer, "retire", "", break_lock,
                    lambda platform: bluegreen.retire(platform, colour, say))

@@ -36,6 +36,7 @@ from stack.model.compute import (
 )
 from stack.model.edge import BlueGreen, Edge, WebhookRoute
 from stack.model.environment import Environment, Sizes, Usage
+from stack.model.load_balancer import LocalLoadBalancer
 from stack.model.network import Bastion, Network, SubnetPlan
 from stack.model.observability import (
     Alarm,
@@ -48,6 +49,7 @@ from stack.model.observability import (
 )
 from stack.model.placement import Zone, loopback_block, seoul
 from stack.model.security import INTERNET, Group, SecurityPolicy, between
+from stack.model.tasks import LocalTasks, TaskPool
 
 # Host numbers inside each zone's /24: one per process, the same number in every AZ for the
 # same role so that an address tells what runs there.
@@ -59,8 +61,9 @@ CACHE_REDIS_HOST = 31
 KAFKA_HOST = 41
 DISCOVERY_HOST = 51
 CONFIG_HOST = 52
-GATEWAY_HOST = 53
 PAYMENT_PROVIDER_HOST = 70  # regional: an external system, outside both AZs
+ALB_HOST = 80  # regional: an ALB spans the AZs, so losing one leaves the way in standing
+ALB_LISTENER_PORT = 8080  # AWS listens on 80/443; a port below 1024 needs root locally
 
 
 HEALTH_PATH = "/actuator/health"
@@ -108,12 +111,31 @@ PAYMENT_PROVIDER = ServiceSpec(
     Scaling(1, 1, ScalingMode.MANUAL, target_cpu_percent=None))
 
 
+# The Spring Cloud core that every colour shares: a deploy never replaces it (§7-1 switches
+# the versions of the entry service and the business services, not the registry or config).
+SHARED_CORE = ("discovery", "config")
+# Host numbers of each AZ's range that tasks take addresses from (the private subnet's free
+# addresses); the shared core and the stores sit below 100.
+TASK_HOSTS = range(100, 200)
+
+
+def local_tasks(specs: tuple[ServiceSpec, ...], edge: Edge,
+                zones: tuple[Zone, ...]) -> LocalTasks:
+    """What each colour runs as tasks: the ALB's entry service and every business service."""
+    business = [s.name for s in specs if s.name not in (*SHARED_CORE, edge.entry_service)]
+    return LocalTasks(
+        colour_routed=(edge.entry_service, *business),
+        pools=tuple(TaskPool(zone.label, TASK_HOSTS) for zone in zones),
+    )
+
+
 def compute(az_a: Zone, az_b: Zone, regional: Zone) -> Compute:
-    """The programs, and where the core's long-lived instances run locally.
+    """The programs, and where the shared core's long-lived instances run locally.
 
     Discovery runs in both AZs (seed: 1 to 2 tasks) and replicates, so either AZ can be lost;
-    the config server and the gateway start in AZ-a, the blue side (§7-1). The payment
-    provider simulator stands in the regional range for the PG outside the VPC.
+    the config server starts in AZ-a. The gateway and the business services are not placed
+    here: each colour runs them as tasks in its AZ (`local_tasks`, `stack.local.tasks`). The
+    payment provider simulator stands in the regional range for the PG outside the VPC.
     """
     specs = services()
     by_name = {spec.name: spec for spec in specs}
@@ -130,16 +152,31 @@ def compute(az_a: Zone, az_b: Zone, regional: Zone) -> Compute:
             place("discovery", az_a, DISCOVERY_HOST),
             place("discovery", az_b, DISCOVERY_HOST),
             place("config", az_a, CONFIG_HOST),
-            place("gateway", az_a, GATEWAY_HOST),
-            place("user-service", az_a, 61),
-            place("product-service", az_a, 62),
-            place("order-service", az_a, 63),
-            place("payment-service", az_a, 64),
-            place("ai-service", az_a, 65),
             Instance(PAYMENT_PROVIDER, Node("payment-provider", regional,
                                             regional.address(PAYMENT_PROVIDER_HOST),
                                             PAYMENT_PROVIDER.port, "payment provider simulator")),
         ),
+        tasks=local_tasks(specs, edge_of_the_platform(), (az_a, az_b)),
+    )
+
+
+def local_load_balancer(regional: Zone, edge: Edge) -> LocalLoadBalancer:
+    """The ALB of the local cloud: the AWS edge's listener and target groups, scaled down.
+
+    Its targets are the entry service's tasks, checked with that service's local health check;
+    a deregistered target drains for 3 s (AWS: `edge.deregistration_delay_s`).
+    """
+    entry = next(spec for spec in services() if spec.name == edge.entry_service)
+    return LocalLoadBalancer(
+        node=Node("alb", regional, regional.address(ALB_HOST), ALB_LISTENER_PORT,
+                  "load balancer"),
+        entry_service=entry.name,
+        health=entry.health,
+        deregistration_delay_s=3.0,
+        idle_timeout_s=float(edge.idle_timeout_s),
+        connect_timeout_s=1.0,
+        preview_header=edge.preview_header,
+        timeouts=Timeouts(ready_s=10.0, stop_s=5.0),
     )
 
 
@@ -207,6 +244,7 @@ def come2us_on_block(block: int) -> Platform:
         node=Node("aws-endpoint", regional, regional.address(AWS_ENDPOINT_HOST), 4566, "aws api"),
         timeouts=Timeouts(),
     )
+    cloud = cloud_layer(postgres, session_redis, cache_redis)
     platform = Platform(
         name="come2us",
         region=region,
@@ -227,17 +265,16 @@ def come2us_on_block(block: int) -> Platform:
             lock_table=LockTable(name="come2us-deploy-lock", partition_key="LockID"),
         ),
         compute=compute(az_a, az_b, regional),
-        cloud=cloud_layer(postgres, session_redis, cache_redis),
+        cloud=cloud,
+        load_balancer=local_load_balancer(regional, cloud.edge),
     )
     platform.validate()
     return platform
 
 
-def cloud_layer(postgres: PostgresCluster, session_redis: RedisSessionGroup,
-                cache_redis: RedisCache) -> CloudLayer:
-    """The AWS-only part of the model (§3, §6, §8-§11), the same in every environment."""
-    specs = services()
-    edge = Edge(
+def edge_of_the_platform() -> Edge:
+    """The way in: the ALB forwards to the gateway of the active colour (§4, §7-1)."""
+    return Edge(
         apex_domain="come2us.example.com",  # the customer's domain; its hosted zone exists
         entry_service="gateway",
         https_port=443,
@@ -250,6 +287,13 @@ def cloud_layer(postgres: PostgresCluster, session_redis: RedisSessionGroup,
         preview_header="X-Come2us-Colour",
         preview_priority=20,
     )
+
+
+def cloud_layer(postgres: PostgresCluster, session_redis: RedisSessionGroup,
+                cache_redis: RedisCache) -> CloudLayer:
+    """The AWS-only part of the model (§3, §6, §8-§11), the same in every environment."""
+    specs = services()
+    edge = edge_of_the_platform()
     stores = ManagedStores(
         postgres_engine_version="15.15",
         postgres_backup_days=7,

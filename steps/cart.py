@@ -13,7 +13,7 @@ from stack.local.session import CloudSession
 from stack.local.token_forge import good_token
 from stack.waiting import wait_for
 from steps.catalogue import MARGIN_S, REFRESH_S, change_product_settings
-from steps.common import Scene
+from steps.common import Scene, serving_tasks
 from steps.discovery import routing_bound_s
 
 PRODUCT_SERVICE = "product-service"
@@ -38,11 +38,10 @@ def added(cloud: CloudSession, catalogue: ProductClient, scene: Scene, quantity:
 
 @when("the product service is restarted")
 def restart_product_service(cloud: CloudSession, scene: Scene) -> None:
-    instance = scene.model.compute.instances_of(PRODUCT_SERVICE)[0].node.name
-    before = {row["name"]: row["pid"] for row in cloud.client.status()["components"]}
-    cloud.client.component(instance, "restart")
-    after = {row["name"]: row["pid"] for row in cloud.client.status()["components"]}
-    assert after[instance] != before[instance], "the product service kept its process"
+    before = {task["pid"] for task in serving_tasks(cloud, PRODUCT_SERVICE)}
+    cloud.client.replace(PRODUCT_SERVICE)  # returns once the new tasks are healthy, routable
+    after = {task["pid"] for task in serving_tasks(cloud, PRODUCT_SERVICE)}
+    assert after and not after & before, f"the product service kept a process: {before}"
 
 
 @then(parsers.parse("the shopper's cart still holds {quantity:d} of the product, at today's "

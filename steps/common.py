@@ -35,7 +35,9 @@ def scene() -> Scene:
 @pytest.fixture
 def echoes(cloud: CloudSession, scene: Scene) -> Iterator[OnDemandInstances]:
     """Echo instances a scenario starts; all stopped when it ends."""
-    fleet = OnDemandInstances(ECHO, scene.model, cloud.workspace)
+    # In the serving colour: its gateways route only to instances of their own colour.
+    active = cloud.client.deployment()["active"]
+    fleet = OnDemandInstances(ECHO, scene.model, cloud.workspace, colour=active)
     yield fleet
     fleet.stop_all()
 
@@ -48,6 +50,14 @@ def caller(cloud: CloudSession) -> AccessToken:
 
 def rows(cloud: CloudSession) -> dict[str, dict[str, Any]]:
     return {row["name"]: row for row in cloud.client.status()["components"]}
+
+
+def serving_tasks(cloud: CloudSession, service: str) -> list[dict[str, Any]]:
+    """The live tasks of ``service`` in the colour the ALB forwards to."""
+    report = cloud.client.status()
+    active = report["listener"]["active"]
+    return [task for task in report["tasks"] if task["service"] == service
+            and task["colour"] == active and task["state"] != "STOPPED"]
 
 
 @given("the local cloud is up")

@@ -16,7 +16,7 @@ from stack.local.services import OnDemandInstances
 from stack.local.session import CloudSession
 from stack.local.token_forge import good_token
 from stack.waiting import wait_for
-from steps.common import Scene, rows
+from steps.common import Scene, serving_tasks
 from steps.discovery import ECHO_PATH, wait_routed
 
 GATEWAY_FILE = "gateway.yml"
@@ -28,8 +28,8 @@ def config_url(scene: Scene) -> str:
     return f"http://{scene.model.compute.instances_of('config')[0].node.address}"
 
 
-def gateway_process(cloud: CloudSession, scene: Scene) -> int:
-    return int(rows(cloud)[scene.model.compute.instances_of("gateway")[0].node.name]["pid"])
+def gateway_processes(cloud: CloudSession) -> list[int]:
+    return sorted(int(task["pid"]) for task in serving_tasks(cloud, "gateway"))
 
 
 def refresh_bus(scene: Scene) -> None:
@@ -94,7 +94,7 @@ def burst_allowed(cloud: CloudSession, scene: Scene, config_repository: ConfigRe
     token = good_token(cloud.workspace)
     statuses = [r.status_code for r in quick_requests(scene, token, min(burst, 20))]
     assert statuses == [200] * len(statuses), statuses
-    scene.values["gateway pid"] = gateway_process(cloud, scene)
+    scene.values["gateway pids"] = gateway_processes(cloud)
 
 
 @when(parsers.parse("I commit a burst capacity of {burst:d} for the echo route to the "
@@ -133,4 +133,4 @@ def limited_after_refresh(cloud: CloudSession, scene: Scene, seconds: int) -> No
 
 @then("the gateway is still the same process")
 def same_gateway(cloud: CloudSession, scene: Scene) -> None:
-    assert gateway_process(cloud, scene) == scene.values["gateway pid"]
+    assert gateway_processes(cloud) == scene.values["gateway pids"]

@@ -16,9 +16,8 @@ TIMEOUT_S = 120
 
 @when("the README's walkthrough runs against the local cloud's gateway")
 def run_walkthrough(scene: Scene) -> None:
-    gateway = scene.model.compute.instances_of("gateway")[0].node.address
     scene.values["run"] = subprocess.run(
-        ["bash", str(WALKTHROUGH)], env={**os.environ, "GATEWAY": f"http://{gateway}"},
+        ["bash", str(WALKTHROUGH)], env={**os.environ, "GATEWAY": scene.model.load_balancer.url},
         capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
 
 

@@ -58,11 +58,6 @@ def tokens(scene: Scene, name: str = "tokens") -> Tokens:
     return found
 
 
-def instance_names(scene: Scene, *services: str) -> list[str]:
-    return [i.node.name for service in services
-            for i in scene.model.compute.instances_of(service)]
-
-
 def profile_or_status(users: UserClient, access_token: str) -> tuple[dict[str, Any] | None, str]:
     """The profile, or what came instead: a status and message, or a connection error."""
     try:
@@ -122,23 +117,18 @@ def signed_up_and_logged_in(users: UserClient, scene: Scene) -> None:
 
 @when("the user service restarts")
 def user_service_restarts(cloud: CloudSession, scene: Scene) -> None:
-    for name in instance_names(scene, USER_SERVICE):
-        cloud.client.component(name, "restart")
+    cloud.client.replace(USER_SERVICE)
 
 
 @when("the gateway restarts")
 def gateway_restarts(cloud: CloudSession, scene: Scene) -> None:
-    for name in instance_names(scene, GATEWAY):
-        cloud.client.component(name, "restart")
+    cloud.client.replace(GATEWAY)
 
 
 @when("every task of the user service and of the gateway is replaced at once")
 def all_tasks_replaced(cloud: CloudSession, scene: Scene) -> None:
-    names = instance_names(scene, USER_SERVICE, GATEWAY)
-    for name in names:  # no old task survives to serve the next request
-        cloud.client.component(name, "stop")
-    for name in names:
-        cloud.client.component(name, "start")
+    for service in (USER_SERVICE, GATEWAY):  # no old task survives to serve the next request
+        cloud.client.replace(service)
 
 
 @then(parsers.parse("the member's access token reads their profile again within {seconds:d} "

@@ -3,7 +3,7 @@
 # Needs a running, seeded local cloud: `make up && .venv/bin/come2us seed`. Uses curl and jq.
 set -euo pipefail
 
-G=${GATEWAY:-http://127.0.1.53:8080}
+G=${GATEWAY:-http://127.0.3.80:8080}
 J='content-type: application/json'
 EMAIL="walker-$(date +%s)@example.com"
 step() { printf '\n\033[1m%s\033[0m\n' "$*"; }

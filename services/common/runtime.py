@@ -45,6 +45,7 @@ from services.common.eureka import DiscoveryClient, Registration
 from services.common.logs import RequestIdMiddleware, configure_logging
 from services.common.metrics import MetricsMiddleware, metrics_endpoint
 from services.common.settings import RefreshableSettings, load_or_exit
+from services.common.task import task_metadata
 
 log = logging.getLogger("come2us.runtime")
 
@@ -136,17 +137,6 @@ def parse_launch(program: str, argv: Sequence[str] | None = None) -> Launch:
         u for u in os.environ.get("COME2US_DISCOVERY_URLS", "").split(",") if u]
     return Launch(args.host, args.port, args.config_url, tuple(discovery), args.profile,
                   args.label)
-
-
-# Where a task runs and what it is, as the runtime tells it (ECS: task metadata); registered in
-# discovery so that a colour's gateway routes only to its own colour (§7-1).
-TASK_METADATA_ENV = {"colour": "COME2US_COLOUR", "zone": "COME2US_ZONE",
-                     "release": "COME2US_RELEASE"}
-
-
-def task_metadata() -> dict[str, str]:
-    return {key: value for key, env in TASK_METADATA_ENV.items()
-            if (value := os.environ.get(env))}
 
 
 def secret(name: str) -> str:

@@ -10,6 +10,7 @@ import uvicorn
 
 from services.common.eureka import DiscoveryClient, Registration
 from services.common.logs import configure_logging
+from services.common.task import task_metadata
 from services.echo.app import EchoSettings, create_app
 
 
@@ -24,7 +25,7 @@ def parse_args(argv: Sequence[str] | None = None) -> EchoSettings:
     parser.add_argument("--lease-duration-s", type=int, default=5)
     parser.add_argument("--renewal-interval-s", type=float, default=1.0)
     args = parser.parse_args(argv)
-    metadata = {}
+    metadata = task_metadata()  # what the runtime says (colour, zone), then --meta on top
     for item in args.meta:
         key, sep, value = item.partition("=")
         if not sep or not key:

@@ -28,6 +28,7 @@ from services.common.bus import BusListener
 from services.common.eureka import DiscoveryClient, Registration
 from services.common.logs import configure_logging
 from services.common.settings import RefreshableSettings, load_or_exit
+from services.common.task import faults, task_metadata
 from services.common.tokens import ISSUER_DEFAULT
 from services.gateway import native, session_redis
 from services.gateway.gateway import Gateway
@@ -42,6 +43,10 @@ from services.gateway.sources import (
 )
 
 log = logging.getLogger("services.gateway")
+
+# The testing hook of a release that must never be switched to: its gateways report themselves
+# DOWN on /actuator/health, so the ALB never finds them healthy (features/blue_green.feature).
+HEALTH_FAULT = "gateway-health"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,7 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--instance", action="append", default=[], metavar="APP=HOST:PORT",
                         help="a static instance, when running without discovery")
     parser.add_argument("--kafka-bootstrap", help="refresh bus (Kafka) bootstrap servers")
-    parser.add_argument("--colour", help="blue/green: route only to instances of this colour")
+    parser.add_argument("--colour", default=task_metadata().get("colour"),
+                        help="blue/green: route only to instances of this colour (default: the "
+                             "task's colour, $COME2US_COLOUR)")
     parser.add_argument("--sentinels", help="session Redis Sentinels, host:port,host:port")
     parser.add_argument("--session-master", default=None, help="Sentinel master name")
     parser.add_argument("--redis-url", help="session Redis URL (instead of Sentinel)")
@@ -68,6 +75,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jwt-issuer", help="expected token issuer (with --jwt-public-key)")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
+
+
+def task_headers(colour: str | None) -> bytes:
+    """Which colour and release answered, on every response (blue/green evidence, §7-1): the
+    task's metadata, computed once so the forwarding path only appends the bytes."""
+    release = task_metadata().get("release")
+    lines = [f"x-come2us-colour: {colour}\r\n" if colour else "",
+             f"x-come2us-release: {release}\r\n" if release else ""]
+    return "".join(lines).encode("latin-1")
 
 
 def _static_instances(entries: list[str]) -> StaticInstances:
@@ -124,7 +140,7 @@ async def serve(args: argparse.Namespace) -> None:
             args.discovery_url,
             Registration(app=APPLICATION, instance_id=f"{APPLICATION}:{args.host}:{args.port}",
                          host=args.host, port=args.port,
-                         metadata={"colour": colour} if colour else {},
+                         metadata={**task_metadata(), **({"colour": colour} if colour else {})},
                          health_check_url=f"http://{args.host}:{args.port}/actuator/health"),
             refresh_interval_s=min(1.0, settings.discovery_refresh_s))
         await discovery.start()
@@ -135,7 +151,9 @@ async def serve(args: argparse.Namespace) -> None:
     redis = probe = None
     if settings.redis.configured:
         redis, probe = session_redis.connect(settings.redis)
-    gateway = Gateway(settings, instances, redis=redis, master_probe=probe)
+    gateway = Gateway(settings, instances, redis=redis, master_probe=probe,
+                      task_headers=task_headers(settings.colour),
+                      fail_health=HEALTH_FAULT in faults())
 
     bus: BusListener | None = None
     if refreshable is not None:

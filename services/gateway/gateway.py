@@ -53,7 +53,11 @@ class Gateway:
 
     def __init__(self, settings: GatewaySettings, instances: InstanceSource, *,
                  redis: Redis | None = None, master_probe: MasterProbe | None = None,
-                 access_log: AccessLog | None = None) -> None:
+                 access_log: AccessLog | None = None, task_headers: bytes = b"",
+                 fail_health: bool = False) -> None:
+        """``task_headers``: raw header lines added to every response (which colour and
+        release answered); ``fail_health``: report DOWN whatever else holds (a testing hook
+        of a release, see ``__main__``)."""
         self.loop = asyncio.get_running_loop()
         # uvloop's loop.time() ticks in whole milliseconds: too coarse for request durations.
         self.clock = time.monotonic
@@ -82,6 +86,8 @@ class Gateway:
         self._connecting: set[asyncio.Task[Any]] = set()
         self.watcher: RevocationWatcher | None = None
         self.refreshes = 0
+        self.task_headers = task_headers
+        self.fail_health = fail_health
 
     # -- per request ------------------------------------------------------------------------
     def new_request_id(self) -> str:
@@ -97,8 +103,8 @@ class Gateway:
         revocations_up = self.redis is None or self.revoked.loaded
         open_circuits = sorted(route_id for route_id, breaker in self.breakers.items()
                                if breaker.state is not State.CLOSED)
-        return {
-            "status": "UP" if revocations_up else "DOWN",
+        health: dict[str, Any] = {
+            "status": "UP" if revocations_up and not self.fail_health else "DOWN",
             "components": {
                 "routes": {"status": "UP", "count": len(self.table.routes)},
                 "revocations": {"status": "UP" if revocations_up else "DOWN",
@@ -109,6 +115,10 @@ class Gateway:
                 "circuitBreakers": {"status": "UP", "notClosed": open_circuits},
             },
         }
+        if self.fail_health:
+            health["components"]["fault"] = {"status": "DOWN",
+                                             "detail": "failing on purpose (release fault hook)"}
+        return health
 
     def sweep_timeouts(self) -> None:
         """Answer 504 for every exchange whose response head is overdue.

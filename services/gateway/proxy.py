@@ -652,6 +652,7 @@ class Exchange:
             self.keep_alive = False
         self.body_mode = mode
         lines.append(self.rid_line)
+        lines.append(self.gateway.task_headers)
         if self.rate_headers:
             lines.append(self.rate_headers)
         if not self.keep_alive:
@@ -717,7 +718,8 @@ class Exchange:
         if self.expect_continue and not self.request_done:
             self.keep_alive = False  # the client will not send the body it announced
         self.client.transport.write(error_response(
-            status, message, self.request_id, self.path, headers=headers,
+            status, message, self.request_id, self.path,
+            headers=headers + self.gateway.task_headers,
             keep_alive=self.keep_alive, head_only=self.method == b"HEAD"))
         self.write_log()
         if self.request_done:

@@ -72,11 +72,9 @@ def kafka_consumer(model: Platform, group: str) -> Consumer:
 
 
 def gateway(model: Platform, timeout: float = 5.0) -> httpx.Client:
-    """An HTTP client of the gateway, as a client behind the load balancer would call it."""
-    instances = model.compute.instances_of("gateway")
-    if not instances:
-        raise LookupError("the model places no gateway instance")
-    return httpx.Client(base_url=f"http://{instances[0].node.address}", timeout=timeout)
+    """An HTTP client of the platform as a person's browser calls it: through the ALB, which
+    forwards to the gateways of the serving colour."""
+    return httpx.Client(base_url=model.load_balancer.url, timeout=timeout)
 
 
 def registered_instances(discovery: Node, app: str) -> dict[str, str]:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from stack.local.alb.component import alb_components
 from stack.local.backend import Backend
 from stack.local.component import Component, Health
 from stack.local.emulator import emulator_components
@@ -68,6 +69,7 @@ def build_components(model: Platform, workspace: Workspace, backend: Backend) ->
         postgres_components,
         redis_components,
         kafka_components,
+        alb_components,
         service_components,
     )
     return [c for factory in factories for c in factory(model, workspace, backend)]
@@ -97,6 +99,11 @@ class LocalCloud:
             self._details[name] = detail
             if event:
                 self._record_event(name, event)
+
+    def record_event(self, subject: str, message: str) -> None:
+        """An event from beside the components: a task, the listener, the task runner."""
+        with self._lock:
+            self._record_event(subject, message)
 
     def _record_event(self, component: str, message: str) -> None:
         event = Event(time.time(), component, message)

@@ -42,6 +42,8 @@ def endpoints(model: Platform, workspace: Workspace, reveal: bool = False) -> li
         "AWS_SECRET_ACCESS_KEY": "emulator credentials (checked by nobody)",
     }
     return [
+        Endpoint("COME2US_URL", model.load_balancer.url,
+                 "the platform, through the ALB (the serving colour's gateways)"),
         *(Endpoint(k, v, aws[k]) for k, v in aws_environment(model.aws).items()),
         Endpoint("COME2US_DATABASE_URL", shown(data.postgres.writer_url(password)),
                  "PostgreSQL writer endpoint"),

@@ -97,16 +97,23 @@ def owner_of(host: IPv4Address, port: int) -> SocketOwner | None:
     return None
 
 
-def ensure_free(host: IPv4Address, port: int, wanted_by: str) -> None:
-    """Raise PortInUseError naming the holder when ``host:port`` cannot be bound."""
+def bindable(host: IPv4Address, port: int) -> bool:
+    """Whether a server could bind ``host:port`` now (SO_REUSEADDR, as servers do)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((str(host), port))
-            return
+            return True
         except OSError as err:
             if err.errno != errno.EADDRINUSE:
                 raise
+    return False
+
+
+def ensure_free(host: IPv4Address, port: int, wanted_by: str) -> None:
+    """Raise PortInUseError naming the holder when ``host:port`` cannot be bound."""
+    if bindable(host, port):
+        return
     owner = owner_of(host, port)
     holder = f"by {owner}" if owner else "by a process this user cannot see"
     raise PortInUseError(

@@ -12,12 +12,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
 import yaml
 
+from services.common.task import TASK_METADATA_ENV
 from services.common.tokens import ISSUER_DEFAULT
 from stack.come2us import PAYMENT_PROVIDER
 from stack.local.backend import Backend, ProcessBackend
@@ -180,20 +181,32 @@ ARGUMENTS: dict[str, Callable[[Instance, ServiceWiring], list[str]]] = {
     PAYMENT_PROVIDER_NAME: _payment_provider_args,
 }
 
+def service_command(instance: Instance, wiring: ServiceWiring) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of one instance of a program (a fixed instance or a
+    task: the runtime hands both the same wiring)."""
+    spec = instance.service
+    build = ARGUMENTS.get(spec.name, _service_args)
+    argv = [sys.executable, "-m", spec.module, "--host", str(instance.node.host),
+            "--port", str(instance.node.port), *build(instance, wiring)]
+    env = (wiring.environment() if spec.name != PAYMENT_PROVIDER_NAME
+           else {"PYTHONUNBUFFERED": "1"})
+    return argv, env
+
+
 # A stand-in for a business service whose own behaviour is not under test (services/echo):
-# features start instances of it on demand, in the task range of an AZ's addresses.
+# features start instances of it on demand, in the task pool of an AZ's addresses (on a port
+# no task uses).
 ECHO = ServiceSpec("echo-service", "services.echo", 9100, 256, 512,
                    HealthCheck(path="/actuator/health", interval_s=1.0, timeout_s=0.5,
                                healthy_threshold=2, unhealthy_threshold=2, grace_period_s=10.0),
                    Scaling(1, 4, ScalingMode.MANUAL, target_cpu_percent=None))
-TASK_HOSTS = range(100, 200)  # host numbers of on-demand instances inside each AZ's range
 
 
 def on_demand_instance(model: Platform, spec: ServiceSpec, zone_label: str,
                        index: int) -> Instance:
     """An instance of ``spec`` outside the model's fixed placement (e.g. for a feature)."""
     zone = model.region.zone(zone_label)
-    host = TASK_HOSTS[index]
+    host = model.compute.tasks.pool(zone_label).hosts[index]
     name = f"{spec.name}-{zone.label.removeprefix('AZ-').lower()}{index}"
     return Instance(spec, Node(name, zone, zone.address(host), spec.port, spec.name))
 
@@ -209,10 +222,12 @@ class ServiceProcess(Component):
         return f"{self.instance.service.name}:{self.node.host}:{self.node.port}"
 
     def __init__(self, instance: Instance, wiring: ServiceWiring, workspace: Workspace,
-                 backend: Backend, *, await_routable: bool = True) -> None:
+                 backend: Backend, *, await_routable: bool = True,
+                 env: Mapping[str, str] | None = None) -> None:
         self.instance = instance
         self.wiring = wiring
         self.await_routable = await_routable
+        self.extra_env = dict(env or {})
         super().__init__(instance.node, _timeouts(instance), workspace, backend)
 
     @property
@@ -233,13 +248,8 @@ class ServiceProcess(Component):
         return tuple(needed)
 
     def process(self) -> ProcessSpec:
-        spec = self.instance.service
-        build = ARGUMENTS.get(spec.name, _service_args)
-        argv = [sys.executable, "-m", spec.module, "--host", str(self.node.host),
-                "--port", str(self.node.port), *build(self.instance, self.wiring)]
-        env = (self.wiring.environment() if spec.name != PAYMENT_PROVIDER_NAME
-               else {"PYTHONUNBUFFERED": "1"})
-        return ProcessSpec(tuple(argv), env=env, cwd=PROJECT_ROOT)
+        argv, env = service_command(self.instance, self.wiring)
+        return ProcessSpec(tuple(argv), env={**env, **self.extra_env}, cwd=PROJECT_ROOT)
 
     def probe(self) -> Health:
         url = f"http://{self.node.address}{self.instance.service.health.path}"
@@ -307,14 +317,18 @@ def service_components(model: Platform, workspace: Workspace,
 class OnDemandInstances:
     """Instances of one service started outside the model's placement, stopped together.
 
-    Each gets the next free host number of its AZ's task range and registers with discovery
-    like any instance; `stop_all` (or `kill` on one) ends them.
+    Each gets the next free host number of its AZ's task pool and registers with discovery
+    like any instance — with ``colour`` in its metadata when given, so that the gateways of
+    that colour route to it (the runtime's task metadata, `services.common.runtime`);
+    `stop_all` (or `kill` on one) ends them.
     """
 
-    def __init__(self, spec: ServiceSpec, model: Platform, workspace: Workspace) -> None:
+    def __init__(self, spec: ServiceSpec, model: Platform, workspace: Workspace,
+                 colour: str | None = None) -> None:
         self.spec = spec
         self.wiring = ServiceWiring(model, workspace)
         self.workspace = workspace
+        self.env = {TASK_METADATA_ENV["colour"]: colour} if colour else {}
         self.started: list[ServiceProcess] = []
 
     def start(self, zone_label: str, *, routable: bool = True) -> ServiceProcess:
@@ -323,7 +337,7 @@ class OnDemandInstances:
         index = sum(1 for p in self.started if p.node.zone.label == zone_label)
         instance = on_demand_instance(self.wiring.model, self.spec, zone_label, index)
         process = ServiceProcess(instance, self.wiring, self.workspace, ProcessBackend(),
-                                 await_routable=routable)
+                                 await_routable=routable, env=self.env)
         self.started.append(process)
         process.start()
         process.wait_ready()

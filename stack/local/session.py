@@ -24,9 +24,13 @@ class NotReady(ControlPlaneError):
 
 
 def require_ready(report: dict[str, Any]) -> dict[str, Any]:
+    """The report, if every component is ready and the serving colour's tasks are healthy."""
     broken = [row for row in report["components"] if row["state"] != "ready"]
-    if broken:
-        lines = [f"{row['name']} ({row['state']}): {row['detail']}" for row in broken]
+    lines = [f"{row['name']} ({row['state']}): {row['detail']}" for row in broken]
+    platform = report.get("platform")
+    if platform is not None and not platform["ready"]:
+        lines.append(f"tasks: {platform['detail']}")
+    if lines:
         raise NotReady("the local cloud is not ready:\n" + "\n".join(lines))
     return report
 

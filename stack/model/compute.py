@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from stack.model.placement import Node
+from stack.model.tasks import LocalTasks
 
 
 class ScalingMode(StrEnum):
@@ -62,7 +63,8 @@ class ServiceSpec:
 
 @dataclass(frozen=True)
 class Instance:
-    """One long-lived local task of a service, placed on a node of an AZ."""
+    """One long-lived local process of a service, placed on a node of an AZ (the shared core;
+    the colour-routed services run as tasks instead, see `LocalTasks`)."""
 
     service: ServiceSpec
     node: Node
@@ -90,6 +92,7 @@ class DiscoveryTiming:
 class Compute:
     services: tuple[ServiceSpec, ...]
     instances: tuple[Instance, ...]
+    tasks: LocalTasks
     discovery: DiscoveryTiming = DiscoveryTiming()
 
     def service(self, name: str) -> ServiceSpec:

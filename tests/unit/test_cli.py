@@ -49,7 +49,7 @@ def test_logs_of_an_unknown_component_exits_2_naming_the_known_ones(home: Path) 
 
     assert result.exit_code == 2
     message = said(result.stderr)
-    assert "no component named 'nosuch'" in message
+    assert "no component or task named 'nosuch'" in message
     for node in come2us().nodes():
         assert node.name in message
 

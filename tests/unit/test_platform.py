@@ -20,7 +20,8 @@ def test_every_node_of_the_model_is_counted_once() -> None:
     programs = [instance.node.name for instance in model.compute.instances]
 
     assert len(names) == len(set(names))
-    assert names == [node.name for node in model.backing_nodes()] + programs
+    assert names == ([node.name for node in model.backing_nodes()]
+                     + [model.load_balancer.node.name] + programs)
 
 
 def broken_model() -> Platform:

@@ -31,6 +31,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from stack.model.edge import Colour
+from stack.model.load_balancer import target_group_name
 
 # HAProxy names a server with these characters only; a target id becomes a server name.
 TARGET_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -102,11 +103,6 @@ class LoadBalancer(Protocol):
         """Every target registered and not deregistered, as remembered across ALB restarts."""
 
 
-def group_name(service: str, colour: Colour) -> str:
-    """``tg-gateway-blue``: the target group of one colour of the entry service."""
-    return f"tg-{service}-{colour.value}"
-
-
 def normalised_weights(weights: Mapping[Colour, int]) -> dict[Colour, int]:
     """Both colours' weights, checked as ELBv2 checks a forward action's target groups."""
     unknown = [key for key in weights if not isinstance(key, Colour)]
@@ -147,7 +143,7 @@ class FakeLoadBalancer:
         if service != self.entry_service:
             raise KeyError(f"no target group for {service!r}: the ALB forwards only to "
                            f"{self.entry_service!r}")
-        return group_name(service, colour)
+        return target_group_name(service, colour)
 
     def _group(self, group: str) -> dict[str, tuple[Target, TargetHealth]]:
         known = {self.group_of(self.entry_service, colour) for colour in Colour}

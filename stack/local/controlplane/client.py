@@ -48,20 +48,22 @@ class ControlPlaneClient:
             return False
         return True
 
-    def _call(self, method: str, path: str, timeout: float | None = None) -> dict[str, Any]:
+    def _call(self, method: str, path: str, timeout: float | None = None,
+              body: dict[str, Any] | None = None) -> dict[str, Any]:
         if not self.workspace.control_socket.exists():
             raise ControlPlaneError(
                 f"the local cloud is not running (no control plane socket at "
                 f"{self.workspace.control_socket}); start it with `come2us up`"
             )
         try:
-            response = self._http.request(method, path, timeout=timeout or self._http.timeout)
+            response = self._http.request(method, path, timeout=timeout or self._http.timeout,
+                                          json=body)
         except httpx.HTTPError as err:
             raise ControlPlaneError(f"the control plane did not answer {path}: {err}") from err
-        body: dict[str, Any] = response.json()
+        answer: dict[str, Any] = response.json()
         if response.status_code >= 400:
-            raise ControlPlaneError(body.get("message", response.text))
-        return body
+            raise ControlPlaneError(answer.get("message", response.text))
+        return answer
 
     def status(self) -> dict[str, Any]:
         return self._call("GET", "/v1/status")
@@ -74,6 +76,41 @@ class ControlPlaneClient:
 
     def component(self, name: str, action: str) -> dict[str, Any]:
         return self._call("POST", f"/v1/components/{name}/{action}", timeout=300.0)
+
+    # -- tasks and colours (stack.local.tasks.plane) --------------------------------------
+
+    def task(self, task_id: str, action: str) -> dict[str, Any]:
+        """``stop`` (drained, then SIGTERM) or ``kill`` (SIGKILL: a crashed container)."""
+        return self._call("POST", f"/v1/tasks/{task_id}/{action}")
+
+    def deployment(self) -> dict[str, Any]:
+        """``{"active": colour, "colours": {colour: release label}}``."""
+        return self._call("GET", "/v1/deployment")
+
+    def deploy_colour(self, colour: str, version: str, directory: str | None = None,
+                      faults: tuple[str, ...] = ()) -> dict[str, Any]:
+        return self._call("POST", f"/v1/colours/{colour}", body={
+            "version": version, "directory": directory, "faults": list(faults)})
+
+    def retire_colour(self, colour: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/v1/colours/{colour}", timeout=300.0)
+
+    def colour_health(self, colour: str, wait_s: float = 0.0) -> dict[str, Any]:
+        """``{"healthy", "detail", "failed_tasks"}``; with ``wait_s``, once healthy and
+        routable, once the deploy's circuit breaker opens, or after ``wait_s``."""
+        return self._call("GET", f"/v1/colours/{colour}/health?wait={wait_s:g}",
+                          timeout=wait_s + 30.0)
+
+    def switch(self, colour: str) -> dict[str, Any]:
+        return self._call("POST", "/v1/listener", body={"colour": colour})
+
+    def scale(self, service: str, colour: str, count: int) -> dict[str, Any]:
+        return self._call("PUT", f"/v1/services/{service}/{colour}", body={"count": count})
+
+    def replace(self, service: str, colour: str | None = None) -> dict[str, Any]:
+        """Replace a service's tasks; returns once they are healthy and routable again."""
+        return self._call("POST", f"/v1/services/{service}/replace", timeout=300.0,
+                          body={"colour": colour})
 
     def wait_started(self, timeout: float,
                      on_report: Callable[[dict[str, Any]], None] | None = None
