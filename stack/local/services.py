@@ -20,6 +20,8 @@ import yaml
 
 from services.common.task import TASK_METADATA_ENV
 from services.common.tokens import ISSUER_DEFAULT
+from services.gateway.native import ENV as NATIVE_ENV
+from services.gateway.native import NATIVE_BUILD, is_current
 from stack.come2us import PAYMENT_PROVIDER
 from stack.local.backend import Backend, ProcessBackend
 from stack.local.clients import registered_instances
@@ -129,6 +131,8 @@ class ServiceWiring:
             COME2US_JWT_PUBLIC_KEY=public_key,
             PYTHONUNBUFFERED="1",
         )
+        if is_current(NATIVE_BUILD):  # the gateway's compiled forwarding path, when built
+            env[NATIVE_ENV] = str(NATIVE_BUILD)
         return env
 
 

@@ -22,6 +22,8 @@ declare -A NEEDED=(
   [git]=git
   [haproxy]=haproxy   # the ALB's data plane
   [wrk]=wrk           # load generator of the benchmarks
+  [gcc]=gcc           # mypyc compiles the gateway's forwarding path
+  [/usr/include/python3*/Python.h]=python3-dev
 )
 
 have() {
@@ -115,7 +117,16 @@ checkov_env() {
   echo "$want" > "$stamp"
 }
 
+# --- the gateway's compiled forwarding path (services/gateway/native.py) ---------------------------
+# Rebuilt only when the gateway's sources changed (~20 s); without it the gateway runs as plain
+# Python, about a fifth more CPU per request.
+gateway_native() {
+  "$VENV/bin/python" -m services.gateway.native ensure "$ROOT/build/gateway-native" ||
+    say "warning: the gateway runs as plain Python (its native build failed, see above)"
+}
+
 os_packages
 python_env
 kafka_jars
 checkov_env
+gateway_native
