@@ -24,8 +24,10 @@ import psycopg
 import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from psycopg import sql
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 log = logging.getLogger("come2us.database")
@@ -75,6 +77,14 @@ class Database:
                     config = Config()
                     config.set_main_option("script_location", str(script_location))
                     with engine.begin() as connection:
+                        ahead = self._revisions_ahead(connection, config)
+                        if ahead:
+                            log.warning(
+                                "schema %s is at revision %s, which this release does not "
+                                "know: a newer release expanded it; this one runs on it "
+                                "unchanged (expand/contract keeps that safe)",
+                                self.schema, ", ".join(ahead))
+                            return
                         config.attributes["connection"] = connection
                         config.attributes["schema"] = self.schema
                         command.upgrade(config, "head")
@@ -83,6 +93,21 @@ class Database:
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (lock_id,))
         log.info("schema %s migrated", self.schema)
+
+    def _revisions_ahead(self, connection: Connection, config: Config) -> list[str]:
+        """The schema's revisions this release's migrations do not contain.
+
+        Colours share the database, so while a new colour's release is deployed (and after a
+        rollback) the old colour's tasks still start, and find the schema a newer release
+        migrated. Alembic would refuse ("Can't locate revision"), so a replaced task could
+        never come back; like Flyway's ignored future migrations, the older release runs on
+        the newer schema instead, which the rule expand → switch → retire → contract makes safe.
+        """
+        script = ScriptDirectory.from_config(config)
+        known = {revision.revision for revision in script.walk_revisions()}
+        current = MigrationContext.configure(
+            connection, opts={"version_table_schema": self.schema}).get_current_heads()
+        return sorted(set(current) - known)
 
     async def check(self) -> str | None:
         """None when the writer answers; else what went wrong (for readiness)."""

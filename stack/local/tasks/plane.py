@@ -18,6 +18,7 @@ from typing import Any
 from stack.local.alb.targets import LoadBalancer
 from stack.local.ports import bindable
 from stack.local.processes import ProcessRecords
+from stack.local.release_trees import refuse_early_contract
 from stack.local.services import ServiceWiring
 from stack.local.tasks.health import ContainerChecks
 from stack.local.tasks.launch import ServiceLauncher
@@ -100,6 +101,11 @@ class TaskPlane:
         return self.releases.record(label, directory, faults)
 
     def deploy(self, colour: Colour, release: Release) -> None:
+        """② Refused (`ContractTooEarly`, a 400) when the release contracts the shared
+        schema while the other colour runs a release without the expansion it finishes."""
+        others = {f"{c} (release {r.label})": r.directory
+                  for c, r in self.runner.colours().items() if c is not colour}
+        refuse_early_contract(release.directory, others)
         self.runner.deploy(colour, release)
 
     def switch(self, colour: Colour) -> None:
