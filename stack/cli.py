@@ -18,6 +18,7 @@ from stack.come2us import ENVIRONMENTS, come2us, environment
 from stack.local.controlplane import ControlPlaneClient, ControlPlaneError, spawn
 from stack.local.endpoints import endpoints
 from stack.local.processes import ProcessRecords, alive
+from stack.local.tasks.task import TaskState
 from stack.local.workspace import Workspace
 from stack.model.edge import Colour
 from stack.waiting import DeadlineExceeded, wait_for
@@ -75,14 +76,14 @@ def print_tasks(report: dict[str, Any]) -> None:
     for column in ("Service", "Colour", "Release", "Desired", "Running", "Healthy",
                    "Replaced", "Tasks"):
         table.add_column(column, overflow="fold")
-    live = [t for t in report["tasks"] if t["state"] != "STOPPED"]
+    live = [t for t in report["tasks"] if t["state"] != TaskState.STOPPED]
     for row in report["services"]:
         mine = [t for t in live if t["service"] == row["service"]
                 and t["colour"] == row["colour"]]
         style = "green" if row["healthy"] >= row["desired"] else "yellow"
         table.add_row(row["service"], row["colour"], row["release"], str(row["desired"]),
                       str(row["running"]), f"[{style}]{row['healthy']}[/]", str(row["replaced"]),
-                      ", ".join(f"{t['address']} {t['state'].lower()}" for t in mine))
+                      ", ".join(f"{t['address']} {t['state']}" for t in mine))
     console.print(table)
     for group, targets in listener["target_groups"].items():
         shown = ", ".join(f"{target} {health}" for target, health in targets.items())

@@ -13,6 +13,7 @@ from services.common.tokens import AccessToken
 from stack.come2us import come2us
 from stack.local.services import ECHO, OnDemandInstances
 from stack.local.session import CloudSession, require_ready
+from stack.local.tasks.task import TaskState
 from stack.local.token_forge import good_token
 from stack.model import Platform
 
@@ -53,11 +54,11 @@ def rows(cloud: CloudSession) -> dict[str, dict[str, Any]]:
 
 
 def serving_tasks(cloud: CloudSession, service: str) -> list[dict[str, Any]]:
-    """The live tasks of ``service`` in the colour the ALB forwards to."""
+    """The running tasks of ``service`` in the colour the ALB forwards to."""
     report = cloud.client.status()
     active = report["listener"]["active"]
     return [task for task in report["tasks"] if task["service"] == service
-            and task["colour"] == active and task["state"] != "STOPPED"]
+            and task["colour"] == active and task["state"] == TaskState.RUNNING]
 
 
 @given("the local cloud is up")
