@@ -25,120 +25,47 @@ printed before each run; ``--max-load`` waits for a quieter machine).
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.gateway_tokens import ISSUER, KeyPair  # noqa: E402  (needs ROOT on sys.path)
+from bench.loadgen import (  # noqa: E402  (needs ROOT on sys.path)
+    CONNECTIONS,
+    NATIVE_ENV,
+    WrkResult,
+    build_native,
+    cpu_seconds,
+    free_port,
+    gateway_argv,
+    load_average,
+    processes,
+    uvicorn_argv,
+    wait_for_quiet,
+    wait_ready,
+    write_gateway_settings,
+    wrk,
+)
+from tests.gateway_tokens import ISSUER, KeyPair  # noqa: E402
 
 THROUGHPUT_RATIO_TARGET = 0.90
 P50_ADDED_TARGET_MS = 0.5
 P99_FACTOR_TARGET = 2.0
 CPU_PER_REQUEST_TARGET_US = 30.0
-CONNECTIONS = 64
 SERVICE_HOST, NGINX_HOST, GATEWAY_HOST = "127.0.1.181", "127.0.1.182", "127.0.1.183"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 JSON_BODY = '{"id":1,"name":"running shoes","price":89000,"currency":"KRW"}'
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-NATIVE_ENV = "COME2US_GATEWAY_NATIVE"
-_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-@dataclass(frozen=True)
-class WrkResult:
-    requests: int
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-
-    def __str__(self) -> str:
-        return (f"{self.rps:9.0f} req/s  p50 {self.p50_ms:6.2f} ms  p99 {self.p99_ms:6.2f} ms"
-                + (f"  ERRORS {self.errors}" if self.errors else ""))
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
-def load_average() -> float:
-    return os.getloadavg()[0]
-
-
-def wait_for_quiet(max_load: float, patience_s: float) -> None:
-    deadline = time.monotonic() + patience_s
-    while load_average() > max_load and time.monotonic() < deadline:
-        time.sleep(5)
-
-
-def _latency_ms(text: str, percentile: str) -> float:
-    match = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"no {percentile}% latency in wrk output:\n{text}")
-    return float(match.group(1)) * _UNITS_MS[match.group(2)]
-
-
-def wrk(url: str, duration_s: int, headers: dict[str, str]) -> WrkResult:
-    argv = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration_s}s", "--latency"]
-    for name, value in headers.items():
-        argv += ["-H", f"{name}: {value}"]
-    text = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
-    requests = re.search(r"(\d+) requests in", text)
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    if requests is None or rps is None:
-        raise RuntimeError(f"unexpected wrk output:\n{text}")
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
-                              r"timeout (\d+)", text)
-    failed = int(errors.group(1)) if errors else 0
-    if socket_errors:
-        failed += sum(int(n) for n in socket_errors.groups())
-    return WrkResult(int(requests.group(1)), float(rps.group(1)), _latency_ms(text, "50"),
-                     _latency_ms(text, "99"), failed)
-
-
-def cpu_seconds(pid: int) -> float:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
-
-
-def wait_ready(url: str, headers: dict[str, str] | None = None) -> None:
-    deadline = time.monotonic() + 20
-    last = "nothing yet"
-    while time.monotonic() < deadline:
-        try:
-            response = httpx.get(url, headers=headers, timeout=1.0)
-            if response.status_code == 200:
-                return
-            last = f"{response.status_code} {response.text[:200]}"
-        except httpx.HTTPError as error:
-            last = repr(error)
-        time.sleep(0.1)
-    raise SystemExit(f"{url} not ready within 20 s; last seen: {last}")
 
 
 @contextmanager
-def processes(work: Path, token_keys: KeyPair,
-              native: Path | None) -> Iterator[dict[str, str]]:
+def services(work: Path, token_keys: KeyPair,
+             native: Path | None) -> Iterator[dict[str, str]]:
     """The FastAPI service, nginx and the gateway (twice: as built, and plain Python when the
     first is native); yields their base URLs and the gateways' pids."""
     ports = {"service": free_port(SERVICE_HOST), "nginx": free_port(NGINX_HOST),
@@ -163,44 +90,23 @@ http {{
   }}
 }}
 """)
-    (work / "gateway.yml").write_text(yaml.safe_dump({
-        "spring": {"cloud": {"gateway": {"routes": [
-            {"id": "products", "uri": service, "predicates": ["Path=/api/products/**"],
-             "filters": ["StripPrefix=2"]},
-            {"id": "static", "uri": nginx, "predicates": ["Path=/api/static/**"],
-             "filters": ["StripPrefix=2"]},
-        ]}}},
-        # No public entries: every request is verified (the token cache keeps RSA off the path).
-        "gateway": {"jwt": {"issuer": ISSUER, "public-key": token_keys.public_pem}},
-    }))
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(argv: list[str], log: str,
-              env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        plain_env = {k: v for k, v in os.environ.items() if k != NATIVE_ENV}
-        with (work / log).open("wb") as out:
-            process = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, env={**plain_env, **(env or {})})
-        started.append(process)
-        return process
-
-    try:
-        start([sys.executable, "-m", "uvicorn", "tests.gateway_backend:app", "--host",
-               SERVICE_HOST, "--port", str(ports["service"]), "--workers", "1", "--loop",
-               "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log"],
-              "service.log")
-        start([NGINX, "-c", str(work / "nginx.conf"), "-p", str(work)], "nginx.log")
-        gateway_process = start(
-            [sys.executable, "-m", "services.gateway", "--host", GATEWAY_HOST, "--port",
-             str(ports["gateway"]), "--settings-file", str(work / "gateway.yml")],
+    write_gateway_settings(work / "gateway.yml", [
+        {"id": "products", "uri": service, "predicates": ["Path=/api/products/**"],
+         "filters": ["StripPrefix=2"]},
+        {"id": "static", "uri": nginx, "predicates": ["Path=/api/static/**"],
+         "filters": ["StripPrefix=2"]},
+    ], ISSUER, token_keys.public_pem)
+    with processes(work) as started:
+        started.start(uvicorn_argv(SERVICE_HOST, ports["service"]), "service.log")
+        started.start([NGINX, "-c", str(work / "nginx.conf"), "-p", str(work)], "nginx.log")
+        gateway_process = started.start(
+            gateway_argv(GATEWAY_HOST, ports["gateway"], work / "gateway.yml"),
             "gateway.log", {NATIVE_ENV: str(native)} if native else None)
         urls = {"service": service, "nginx": nginx, "gateway": gateway,
                 "gateway_pid": str(gateway_process.pid)}
         if native is not None:
-            plain = start(
-                [sys.executable, "-m", "services.gateway", "--host", GATEWAY_HOST, "--port",
-                 str(ports["plain"]), "--settings-file", str(work / "gateway.yml")],
-                "gateway-plain.log")
+            plain = started.start(gateway_argv(GATEWAY_HOST, ports["plain"],
+                                               work / "gateway.yml"), "gateway-plain.log")
             urls.update(plain=f"http://{GATEWAY_HOST}:{ports['plain']}",
                         plain_pid=str(plain.pid))
         wait_ready(f"{service}/items/1")
@@ -212,15 +118,6 @@ http {{
             if "native build in" not in log_text:
                 raise SystemExit(f"the gateway did not load its native build:\n{log_text}")
         yield urls
-    finally:
-        for process in reversed(started):
-            process.terminate()
-        for process in started:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def main() -> int:
@@ -246,10 +143,8 @@ def main() -> int:
         native = None
         if not args.no_native:
             print("building the gateway's native modules (mypyc) ...")
-            native = work / "native"
-            subprocess.run([sys.executable, "-m", "services.gateway.native", "build",
-                            str(native)], cwd=ROOT, check=True, capture_output=True)
-        with processes(work, keys, native) as urls:
+            native = build_native(work)
+        with services(work, keys, native) as urls:
             direct_url = f"{urls['service']}/items/1"
             gateway_url = f"{urls['gateway']}/api/products/items/1"
             wait_ready(gateway_url, auth)

@@ -27,6 +27,7 @@ async def item(item_id: int) -> dict[str, object]:
 
 
 @app.get("/health")
+@app.get("/actuator/health")  # the path of the ALB's health check (bench/alb_overhead.py)
 async def health() -> dict[str, str]:
     return {"status": "UP"}
 
