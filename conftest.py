@@ -38,6 +38,7 @@ pytest_plugins = [
     "steps.promotion",
     "steps.ordering",
     "steps.journey",
+    "steps.blue_green",
     "steps.expand_contract",
 ]
 

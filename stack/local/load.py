@@ -80,6 +80,7 @@ class Answer:
     status: int
     colour: str | None = None
     release: str | None = None
+    retried: bool = False  # sent again after a kept-alive connection closed under it
 
 
 @dataclass
@@ -94,6 +95,7 @@ class Sample:
     error: str | None = None
     colour: str | None = None
     release: str | None = None
+    retried: bool = False
 
     @property
     def answered(self) -> bool:
@@ -174,6 +176,7 @@ class LoadRun:
             "answered": self.answered,
             "missing": len(self.missing),
             "not_2xx": len(self.failures),
+            "retried_on_closed_keepalive": sum(1 for s in self.samples if s.retried),
             "outcomes": self.outcomes(),
             "latency_ms": {"p50": round(self.latency_ms(0.50), 2),
                            "p99": round(self.latency_ms(0.99), 2),
@@ -188,7 +191,8 @@ class LoadRun:
         first = ", ".join(f"#{s.index} {s.outcome} at +{s.sent - self.started:.2f} s"
                           for s in failures[:5])
         return (f"{self.sent} sent at {self.achieved_rate:.1f}/s (asked {self.plan.rate:g}), "
-                f"{self.answered} answered, {len(failures)} not 2xx"
+                f"{self.answered} answered, {len(failures)} not 2xx, "
+                f"{sum(1 for s in self.samples if s.retried)} retried on a closed keep-alive"
                 + (f" (first: {first})" if first else "")
                 + f"; outcomes {self.outcomes()}; p50 {self.latency_ms(0.5):.1f} ms, "
                   f"p99 {self.latency_ms(0.99):.1f} ms")
@@ -242,8 +246,8 @@ async def _one(exchange: Exchange, sample: Sample, timeout_s: float) -> None:
     except Exception as err:  # what a client would see: refused, reset, closed early
         sample.error = type(err).__name__
     else:
-        sample.status, sample.colour, sample.release = \
-            answer.status, answer.colour, answer.release
+        sample.status, sample.colour, sample.release, sample.retried = \
+            answer.status, answer.colour, answer.release, answer.retried
     sample.latency_s = time.perf_counter() - began
 
 
@@ -252,6 +256,10 @@ async def _one(exchange: Exchange, sample: Sample, timeout_s: float) -> None:
 
 class ClosedEarly(ConnectionError):
     """The connection closed before a whole response arrived."""
+
+
+class NothingReceived(ClosedEarly):
+    """The connection closed before the first byte of a response."""
 
 
 @dataclass
@@ -263,8 +271,13 @@ class _Connection:
 class HttpExchange:
     """GETs one URL over a pool of keep-alive connections, cycling through ``headers`` (one
     set per client). A plain asyncio client: httpx costs ~1 ms of CPU a request, which the
-    platform under test would lose on a 2-core machine. Never retries: a request that fails
-    is a failure. A pooled connection the server has closed meanwhile is not reused."""
+    platform under test would lose on a 2-core machine.
+
+    One retry only, the one every HTTP client makes (RFC 9110 §9.2.2, e.g. Go's net/http): a
+    GET written to a *reused* connection that closes before the first byte of an answer is
+    sent once more on a new connection — the server closed an idle connection as the request
+    left, so it never saw it. It is marked `Answer.retried` and counted in the evidence. Any
+    other failure, and any failure on a new connection, is a failure."""
 
     def __init__(self, url: str, headers: Sequence[Mapping[str, str]] = ({},),
                  connections: int = 64, connect_timeout_s: float = 2.0) -> None:
@@ -286,19 +299,30 @@ class HttpExchange:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     async def __call__(self, index: int) -> Answer:
+        request = self._requests[index % len(self._requests)]
         async with self._slots:
-            connection = self._reusable() or await self._open()
-            try:
-                connection.writer.write(self._requests[index % len(self._requests)])
-                status, headers, keep = await read_response(connection.reader)
-            except BaseException:
-                connection.writer.close()
-                raise
-            if keep:
-                self._idle.append(connection)
-            else:
-                connection.writer.close()
-            return Answer(status, headers.get(COLOUR_HEADER), headers.get(RELEASE_HEADER))
+            connection = self._reusable()
+            if connection is not None:
+                try:
+                    return await self._exchange(connection, request)
+                except (NothingReceived, ConnectionResetError, BrokenPipeError):
+                    pass  # closed under us while idle: the server never saw the request
+                answer = await self._exchange(await self._open(), request)
+                return Answer(answer.status, answer.colour, answer.release, retried=True)
+            return await self._exchange(await self._open(), request)
+
+    async def _exchange(self, connection: _Connection, request: bytes) -> Answer:
+        try:
+            connection.writer.write(request)
+            status, headers, keep = await read_response(connection.reader)
+        except BaseException:
+            connection.writer.close()
+            raise
+        if keep:
+            self._idle.append(connection)
+        else:
+            connection.writer.close()
+        return Answer(status, headers.get(COLOUR_HEADER), headers.get(RELEASE_HEADER))
 
     def _reusable(self) -> _Connection | None:
         while self._idle:
@@ -325,7 +349,9 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, st
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError as err:
-        raise ClosedEarly("connection closed before a response") from err
+        if not err.partial:
+            raise NothingReceived("connection closed before a response") from err
+        raise ClosedEarly("connection closed in the middle of a response head") from err
     lines = head.decode("latin-1").split("\r\n")
     version, _, rest = lines[0].partition(" ")
     status = int(rest.split(" ", 1)[0])

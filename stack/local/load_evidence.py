@@ -118,7 +118,8 @@ def markdown(scenario: str, run: LoadRun, starts: Sequence[float],
              f"Load: {summary['sent']} GET {run.plan.url} issued at "
              f"{summary['achieved_rate']}/s (asked {run.plan.rate:g}/s); "
              f"{summary['answered']} answered, {summary['missing']} without an answer, "
-             f"{summary['not_2xx']} not 2xx; latency p50 {summary['latency_ms']['p50']} ms, "
+             f"{summary['not_2xx']} not 2xx, {summary['retried_on_closed_keepalive']} sent again "
+             f"after a kept-alive connection closed under them; latency p50 {summary['latency_ms']['p50']} ms, "
              f"p99 {summary['latency_ms']['p99']} ms, max {summary['latency_ms']['max']} ms.",
              ""]
     lines += [f"- {key}: {value}" for key, value in facts.items()]

@@ -183,10 +183,11 @@ def test_evidence_json_markdown_and_svg(tmp_path: Path) -> None:
 
 
 class _Handler(socketserver.StreamRequestHandler):
-    """Answers keep-alive GETs with colour headers; the third request's connection is closed
-    without an answer."""
+    """Answers keep-alive GETs with colour headers; closes the connection without an answer
+    instead of answering the requests numbered in ``drop`` (1 is the first)."""
 
     seen: ClassVar[list[bytes]] = []
+    drop: ClassVar[set[int]] = set()
 
     def handle(self) -> None:
         while True:
@@ -197,7 +198,7 @@ class _Handler(socketserver.StreamRequestHandler):
                     return
                 head += line
             self.seen.append(head)
-            if len(self.seen) == 3:
+            if len(self.seen) in self.drop:
                 return
             body = b'{"ok":true}'
             self.wfile.write(b"HTTP/1.1 200 OK\r\nx-come2us-colour: green\r\n"
@@ -208,6 +209,7 @@ class _Handler(socketserver.StreamRequestHandler):
 @pytest.fixture
 def server() -> Iterator[tuple[str, list[bytes]]]:
     _Handler.seen = []
+    _Handler.drop = set()
     listener = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Handler)
     listener.daemon_threads = True
     thread = threading.Thread(target=listener.serve_forever, daemon=True)
@@ -218,11 +220,8 @@ def server() -> Iterator[tuple[str, list[bytes]]]:
     listener.server_close()
 
 
-def test_http_exchange_keeps_connections_alive_and_reports_a_closed_one(
-        server: tuple[str, list[bytes]]) -> None:
-    url, seen = server
-
-    async def exchange_three() -> list[Answer | str]:
+def exchange_four(url: str) -> list[Answer | str]:
+    async def main() -> list[Answer | str]:
         exchange = HttpExchange(url, [{"Authorization": "Bearer a"},
                                       {"Authorization": "Bearer b"}], connections=1)
         results: list[Answer | str] = []
@@ -234,12 +233,33 @@ def test_http_exchange_keeps_connections_alive_and_reports_a_closed_one(
         await exchange.aclose()
         return results
 
-    results = asyncio.run(exchange_three())
-    assert results[:2] == [Answer(200, "green", "v2")] * 2
-    assert results[2] == "ClosedEarly"
-    assert results[3] == Answer(200, "green", "v2")  # a new connection
+    return asyncio.run(main())
+
+
+def test_http_exchange_keeps_connections_alive(server: tuple[str, list[bytes]]) -> None:
+    url, seen = server
+    assert exchange_four(url) == [Answer(200, "green", "v2")] * 4
     assert seen[0].startswith(b"GET /api/products?size=1 HTTP/1.1\r\n")
     assert b"Authorization: Bearer a" in seen[0] and b"Authorization: Bearer b" in seen[1]
+
+
+def test_a_kept_alive_connection_closed_under_a_request_is_retried_once_and_marked(
+        server: tuple[str, list[bytes]]) -> None:
+    url, seen = server
+    _Handler.drop = {3}  # the third request arrives on a reused connection
+    results = exchange_four(url)
+    assert results[2] == Answer(200, "green", "v2", retried=True)
+    assert results[3] == Answer(200, "green", "v2")
+    assert len(seen) == 5
+
+
+def test_a_new_connection_closed_without_an_answer_is_a_failure(
+        server: tuple[str, list[bytes]]) -> None:
+    url, _ = server
+    _Handler.drop = {1, 3, 4}  # the first on a new connection; the third, and its retry
+    results = exchange_four(url)
+    assert results == ["NothingReceived", Answer(200, "green", "v2"), "NothingReceived",
+                       Answer(200, "green", "v2")]
 
 
 def test_chunked_and_close_delimited_bodies_are_read() -> None:
