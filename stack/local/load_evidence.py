@@ -113,14 +113,15 @@ def markdown(scenario: str, run: LoadRun, starts: Sequence[float],
              series: dict[str, list[int]], markers: Sequence[Marker],
              events: Sequence[dict[str, Any]], facts: dict[str, Any], chart: str) -> str:
     summary = run.summary()
+    latency = summary["latency_ms"]
     origin = run.started
     lines = [f"# {scenario}", "",
              f"Load: {summary['sent']} GET {run.plan.url} issued at "
              f"{summary['achieved_rate']}/s (asked {run.plan.rate:g}/s); "
              f"{summary['answered']} answered, {summary['missing']} without an answer, "
-             f"{summary['not_2xx']} not 2xx, {summary['retried_on_closed_keepalive']} sent again "
-             f"after a kept-alive connection closed under them; latency p50 {summary['latency_ms']['p50']} ms, "
-             f"p99 {summary['latency_ms']['p99']} ms, max {summary['latency_ms']['max']} ms.",
+             f"{summary['not_2xx']} not 2xx, {summary['retried_on_closed_keepalive']} sent "
+             f"again after a kept-alive connection closed under them; latency "
+             f"p50 {latency['p50']} ms, p99 {latency['p99']} ms, max {latency['max']} ms.",
              ""]
     lines += [f"- {key}: {value}" for key, value in facts.items()]
     lines += [f"- +{m.at - origin:.2f} s: {m.label}" for m in markers]
