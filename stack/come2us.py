@@ -68,8 +68,11 @@ ALB_LISTENER_PORT = 8080  # AWS listens on 80/443; a port below 1024 needs root 
 
 HEALTH_PATH = "/actuator/health"
 # ALB health checks scaled down for the local runtime (AWS defaults: 30 s, 5 s, 5, 2, grace 60 s+).
-LOCAL_HEALTH = HealthCheck(path=HEALTH_PATH, interval_s=1.0, timeout_s=0.5,
-                           healthy_threshold=2, unhealthy_threshold=2, grace_period_s=15.0)
+# Scaled with the machine in mind: on AWS a new colour starts on other hosts, here its six
+# processes share two cores with the serving colour, which then answers checks late. A 1.5 s
+# timeout and three misses keep the serving tasks in; 45 s of grace lets a whole colour start.
+LOCAL_HEALTH = HealthCheck(path=HEALTH_PATH, interval_s=2.0, timeout_s=1.5,
+                           healthy_threshold=2, unhealthy_threshold=3, grace_period_s=45.0)
 # On AWS: a target is healthy after 3 x 15 s, out after 2 x 15 s; a new task gets 90 s to start
 # before failed checks count (§7-3 weighs 60-120 s against Fargate's cold start).
 AWS_HEALTH = HealthCheck(path=HEALTH_PATH, interval_s=15.0, timeout_s=5.0,

@@ -20,6 +20,7 @@ from stack.local.alb.balancer import (
     TargetConflict,
     classify,
 )
+from stack.local.alb.config import server_options
 from stack.local.alb.runtime_api import (
     AdminState,
     CheckResult,
@@ -34,6 +35,7 @@ from tests.unit.alb_fakes import FakeHaproxy
 
 BLUE, GREEN = Colour.BLUE, Colour.GREEN
 GROUP = "tg-gateway-blue"
+HEALTH = come2us().load_balancer.health
 T1 = Target(GROUP, "gateway-blue-1", "127.0.1.101", 8080)
 T2 = Target(GROUP, "gateway-blue-2", "127.0.1.102", 8080)
 
@@ -99,7 +101,7 @@ def test_a_registered_target_is_checked_and_gets_no_traffic_before_the_healthy_t
         rig: Rig) -> None:
     rig.balancer.register(T1)
     assert rig.commands_since(0) == [
-        f"add server {GROUP}/gateway-blue-1 127.0.1.101:8080 check inter 1000ms fall 2 rise 2",
+        f"add server {GROUP}/gateway-blue-1 127.0.1.101:8080 {' '.join(server_options(HEALTH))}",
         f"enable health {GROUP}/gateway-blue-1",
         f"set server {GROUP}/gateway-blue-1 state drain",
         f"set server {GROUP}/gateway-blue-1 health down",

@@ -113,9 +113,10 @@ def test_health_check_of_every_target_group_comes_from_the_model(tmp_path: Path)
 
 
 def test_server_options_are_the_alb_thresholds() -> None:
-    # interval 1 s, unhealthy after 2 failures, healthy after 2 passes (the local scale-down)
-    assert server_options(LOCAL_HEALTH) == ("check", "inter", "1000ms", "fall", "2",
-                                            "rise", "2")
+    health = LOCAL_HEALTH  # HAProxy's inter/fall/rise are the ALB's interval and thresholds
+    assert server_options(health) == (
+        "check", "inter", f"{round(health.interval_s * 1000)}ms",
+        "fall", str(health.unhealthy_threshold), "rise", str(health.healthy_threshold))
     assert model_lb().health == LOCAL_HEALTH
 
 

@@ -7,7 +7,7 @@ from ipaddress import IPv4Network
 
 import pytest
 
-from stack.come2us import ENVIRONMENTS, come2us, environment
+from stack.come2us import ENVIRONMENTS, LOCAL_HEALTH, come2us, environment
 from stack.model.environment import Environment, Sizes, Usage
 from stack.model.network import Tier, VpcLayout
 from stack.model.security import INTERNET, Allow, Group, SecurityPolicy
@@ -125,6 +125,6 @@ def test_the_aws_layer_must_name_existing_services_and_zones() -> None:
 def test_the_local_model_is_unchanged_by_the_aws_layer() -> None:
     """The local runtime's values stay the local ones: AWS timings live in the AWS layer."""
     model = come2us()
-    assert {spec.health.interval_s for spec in model.compute.services} == {1.0}
+    assert {spec.health for spec in model.compute.services} == {LOCAL_HEALTH}
     assert model.cloud.tasks.health.interval_s == 15.0
     assert model.cloud.tasks.health.path == model.compute.service("gateway").health.path

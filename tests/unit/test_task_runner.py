@@ -5,13 +5,14 @@ from __future__ import annotations
 import signal
 from ipaddress import IPv4Address
 
+from stack.come2us import LOCAL_HEALTH
 from stack.local.alb.targets import TargetHealth
 from stack.model.edge import Colour
 from tests.unit.task_fakes import DEREGISTRATION_DELAY_S, FakeLauncher, rig
 
 COLOUR_ROUTED = ("gateway", "user-service", "product-service", "order-service",
                  "payment-service", "ai-service")
-GRACE_S = 15.0  # LOCAL_HEALTH.grace_period_s
+GRACE_S = LOCAL_HEALTH.grace_period_s
 
 
 def test_a_deployed_colour_runs_its_services_in_its_az_each_on_its_own_address() -> None:
@@ -98,8 +99,8 @@ def test_a_target_still_unhealthy_after_the_grace_period_is_replaced_and_counted
     assert gateways == {"gateway-blue-1": "stopping", "gateway-blue-2": "pending"}
     assert r.runner.replacements[("gateway", Colour.BLUE)] == 1
     assert r.runner.colour_health(Colour.BLUE).failed_tasks == 1
-    assert any("unhealthy after the 15 s grace period: replaced (replacement 1 of gateway "
-               "blue)" in m for m in r.messages())
+    assert any(f"unhealthy after the {GRACE_S:g} s grace period: replaced (replacement 1 of "
+               f"gateway blue)" in m for m in r.messages())
     # It never took traffic: no drain, SIGTERM at once.
     assert r.process("gateway-blue-1").signals == [signal.SIGTERM]
 
@@ -113,7 +114,8 @@ def test_a_running_task_whose_target_turns_unhealthy_is_replaced() -> None:
 
     r.runner.reconcile()
 
-    assert any(m.startswith("gateway-blue-1: target unhealthy (2 failed checks)")
+    failed = LOCAL_HEALTH.unhealthy_threshold
+    assert any(m.startswith(f"gateway-blue-1: target unhealthy ({failed} failed checks)")
                for m in r.messages())
     assert "gateway-blue-2" in {t["id"] for t in r.live("gateway")}
     assert r.runner.replacements[("gateway", Colour.BLUE)] == 1
