@@ -45,7 +45,7 @@ Feature: Blue/green under real load: a deploy loses no request
     And every request of the load was answered 2xx, none missing, at 100 requests per second or more
 
   # A crashed task is noticed at once (its process exits) and deregistered; HAProxy's health
-  # checks would take it out too (2 failed checks). Requests that were inside the killed
+  # checks would take it out too (the model's unhealthy threshold). Requests inside the killed
   # gateway when it died cannot be answered by anyone — an ALB answers them 502 — so the
   # bound below is the load's requests in flight at that instant, not zero; a connection
   # refused by the dead task is tried once more on another target, never lost.
