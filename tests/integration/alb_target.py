@@ -10,6 +10,7 @@ in a fraction of a second):
 - ``GET /slow?seconds=S``: answers after S seconds (drain, 504);
 - ``GET /close``: reads the request and closes the connection without answering (502);
 - ``GET /control/in-flight``: how many /slow requests it is serving now;
+- ``GET /control/connections``: how many TCP connections it has accepted (checks included);
 - anything else: ``{"target": <name>, "path": …, "colour": <preview header or null>}``.
 """
 
@@ -31,12 +32,18 @@ class Target(ThreadingHTTPServer):
         self.name = name
         self.healthy = True
         self.in_flight = 0
+        self.connections = 0  # TCP connections accepted, health checks' included
         self.lock = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: Target
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.lock:
+            self.server.connections += 1
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: the ALB's access log is what the tests read."""
@@ -68,6 +75,8 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # nothing written: the ALB sees the connection end
         elif url.path == "/control/in-flight":
             self.answer(200, {"inFlight": self.server.in_flight})
+        elif url.path == "/control/connections":
+            self.answer(200, {"connections": self.server.connections})
         else:
             self.answer(200, {"target": self.server.name, "path": self.path,
                               "colour": self.headers.get("X-Come2us-Colour")})

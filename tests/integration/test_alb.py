@@ -62,6 +62,10 @@ class RunningTarget:
     def in_flight(self) -> int:
         return int(httpx.get(f"{self.url}/control/in-flight", timeout=5).json()["inFlight"])
 
+    def connections(self) -> int:
+        """Connections accepted so far (this question's own included)."""
+        return int(httpx.get(f"{self.url}/control/connections", timeout=5).json()["connections"])
+
 
 @pytest.fixture
 def start_alb(tmp_path: Path) -> Iterator[Callable[..., AlbComponent]]:
@@ -172,6 +176,22 @@ def test_a_target_gets_traffic_only_once_it_has_passed_the_healthy_threshold(
     # `healthy_threshold` passing checks, `interval_s` apart (the first may come at once)
     assert took >= (check.healthy_threshold - 1) * check.interval_s * 0.8
     assert served_by(alb, 5) == ["a"] * 5
+
+
+def test_connections_to_a_target_are_kept_alive_and_reused(
+        start_alb: Callable[..., AlbComponent],
+        start_target: Callable[[AlbComponent, Colour, str], RunningTarget]) -> None:
+    """A new connection per request would cost the target more than the request itself (an
+    HAProxy 2.6 dynamic server keeps none unless told to)."""
+    alb = start_alb()
+    a = start_target(alb, BLUE, "a")
+    wait_health(alb, a, TargetHealth.HEALTHY)
+    before = a.connections()
+    requests = 50
+    served_by(alb, requests)
+    opened = a.connections() - before - 1  # less the question itself
+    # one kept-alive connection carries them all; a health check may open one or two meanwhile
+    assert opened <= 3, f"{opened} connections for {requests} requests"
 
 
 def test_a_target_failing_its_health_check_is_taken_out_of_rotation(

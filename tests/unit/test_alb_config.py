@@ -108,15 +108,18 @@ def test_health_check_of_every_target_group_comes_from_the_model(tmp_path: Path)
                                                 grace_period_s=1.0))
     text = render_config(lb, AlbFiles.in_run_dir(tmp_path, "alb"))
     for expected in ("option httpchk GET /ready", "http-check expect status 200",
-                     "timeout check 200ms", "default-server check inter 250ms fall 3 rise 4"):
+                     "timeout check 200ms",
+                     "default-server check inter 250ms fall 3 rise 4 pool-max-conn -1"):
         assert text.count(expected) == len(lb.target_groups), expected
 
 
-def test_server_options_are_the_alb_thresholds() -> None:
+def test_server_options_are_the_alb_thresholds_and_a_pool_of_kept_alive_connections() -> None:
     health = LOCAL_HEALTH  # HAProxy's inter/fall/rise are the ALB's interval and thresholds
     assert server_options(health) == (
         "check", "inter", f"{round(health.interval_s * 1000)}ms",
-        "fall", str(health.unhealthy_threshold), "rise", str(health.healthy_threshold))
+        "fall", str(health.unhealthy_threshold), "rise", str(health.healthy_threshold),
+        # idle connections to the target kept for the next request (none without both)
+        "pool-max-conn", "-1", "pool-purge-delay", "5s")
     assert model_lb().health == LOCAL_HEALTH
 
 
