@@ -2,7 +2,8 @@
 
 Brings a cloud up in a scratch workspace (or measures the running one with --reuse), lets it
 settle, then sums RSS and PSS over every process of each component (the server and everything
-below it: PostgreSQL's backends, …) plus the control plane. Exits 1 over the target.
+below it: PostgreSQL's backends, …), of each task of the serving colour, and of the control
+plane. Exits 1 over the target.
 
     .venv/bin/python bench/idle_memory.py [--settle 20] [--reuse]
 """
@@ -60,16 +61,19 @@ def memory_kib(pid: int) -> tuple[int, int]:
 def measure(session: CloudSession) -> int:
     report = session.client.status()
     rows = [(row["name"], row["zone"], row["pid"]) for row in report["components"]]
+    # The serving colour's tasks (gateway and business services) run beside the components.
+    rows += [(task["id"], task["zone"], task["pid"]) for task in report.get("tasks", [])
+             if task["pid"] is not None and task["state"] != "stopped"]
     rows.append(("control plane", "-", report["pid"]))
     total_rss = total_pss = 0
-    print(f"{'component':<18}{'AZ':<8}{'procs':>6}{'RSS MiB':>10}{'PSS MiB':>10}")
+    print(f"{'component / task':<24}{'AZ':<8}{'procs':>6}{'RSS MiB':>10}{'PSS MiB':>10}")
     for name, zone, pid in rows:
         members = descendants(pid) if name != "control plane" else [pid]
         rss = sum(memory_kib(p)[0] for p in members)
         pss = sum(memory_kib(p)[1] for p in members)
         total_rss, total_pss = total_rss + rss, total_pss + pss
-        print(f"{name:<18}{zone:<8}{len(members):>6}{rss / 1024:>10.1f}{pss / 1024:>10.1f}")
-    print(f"{'total':<18}{'':<8}{'':>6}{total_rss / 1024:>10.1f}{total_pss / 1024:>10.1f}")
+        print(f"{name:<24}{zone:<8}{len(members):>6}{rss / 1024:>10.1f}{pss / 1024:>10.1f}")
+    print(f"{'total':<24}{'':<8}{'':>6}{total_rss / 1024:>10.1f}{total_pss / 1024:>10.1f}")
     print(f"target: total RSS <= {TARGET_BYTES / 1024**2:.0f} MiB")
     return total_rss * 1024
 
