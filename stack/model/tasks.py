@@ -47,6 +47,10 @@ class LocalTasks:
     colour_routed: tuple[str, ...]
     pools: tuple[TaskPool, ...]
     cold_starts: tuple[ColdStart, ...] = ()
+    # A task starts this much nicer than the rest (nice(1) steps) and is raised to normal
+    # priority once healthy: on AWS a new colour starts on other hosts, here its processes'
+    # start-up (imports, models, migrations) would take the serving colour's two cores.
+    starting_niceness: int = 10
     # ECS's stopTimeout (AWS default 30 s): SIGTERM, then SIGKILL after this long.
     stop_timeout_s: float = 10.0
     # A task not behind the ALB is taken out of discovery (OUT_OF_SERVICE) this long before it

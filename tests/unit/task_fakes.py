@@ -25,9 +25,15 @@ class FakeProcess:
     code: int | None = None
     exits_on_term: bool = True
     signals: list[int] = field(default_factory=list)
+    raised: bool = False  # raise_priority was called
+    refuse_priority: str | None = None
 
     def poll(self) -> int | None:
         return self.code
+
+    def raise_priority(self) -> str | None:
+        self.raised = True
+        return self.refuse_priority
 
     def signal(self, signum: int) -> None:
         self.signals.append(signum)

@@ -59,6 +59,31 @@ def test_a_task_becomes_running_when_healthy_and_the_colour_is_healthy_when_all_
     assert health.healthy, health.detail
 
 
+def test_a_task_starts_nicer_and_gets_normal_priority_once_healthy() -> None:
+    r = rig()
+    r.runner.deploy(Colour.BLUE, r.release())
+    r.runner.reconcile()
+    assert not any(r.process(str(t["id"])).raised for t in r.live())
+
+    r.make_healthy()
+
+    assert all(r.process(str(t["id"])).raised for t in r.live())
+    assert not any("stays at niceness" in m for m in r.messages())
+
+
+def test_a_task_whose_priority_cannot_be_raised_says_so() -> None:
+    r = rig()
+    r.runner.deploy(Colour.BLUE, r.release())
+    r.runner.reconcile()
+    r.process("gateway-blue-1").refuse_priority = "needs CAP_SYS_NICE"
+
+    r.make_healthy()
+
+    niceness = r.model.compute.tasks.starting_niceness
+    assert f"gateway-blue-1: stays at niceness {niceness}: needs CAP_SYS_NICE" in r.messages()
+    assert r.runner.colour_health(Colour.BLUE).healthy  # slower, but it serves
+
+
 def test_the_colour_is_not_healthy_while_a_task_is_not_listed_up_in_discovery() -> None:
     r = rig()
     r.runner.deploy(Colour.BLUE, r.release())

@@ -56,6 +56,17 @@ class PopenTask:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, signum)
 
+    def raise_priority(self) -> str | None:
+        if self.popen.poll() is not None:
+            return None
+        try:
+            os.setpriority(os.PRIO_PGRP, self.popen.pid, os.getpriority(os.PRIO_PROCESS, 0))
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return "raising a process's priority needs CAP_SYS_NICE (root)"
+        return None
+
 
 class ServiceLauncher:
     """Launches tasks as local processes, their output in ``logs/<task id>.log``."""
@@ -85,6 +96,9 @@ class ServiceLauncher:
 
     def launch(self, task: Task) -> TaskProcess:
         argv, env = self.command(task)
+        niceness = self.wiring.model.compute.tasks.starting_niceness
+        if niceness:  # nice(1) execs the service: the pid stays the task's
+            argv = ["nice", "-n", str(niceness), *argv]
         log_file = self.workspace.logs / f"{task.task_id}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with log_file.open("ab") as log:

@@ -214,6 +214,7 @@ class TaskRunner:
         if health is TargetHealth.HEALTHY:
             if task.state is TaskState.PENDING:
                 task.state, task.healthy_since = TaskState.RUNNING, now
+                self._raise_priority(task)
                 self.on_event(task.task_id, f"healthy ({kind}), "
                                             f"{now - (task.launched_at or now):.1f} s after start")
             return
@@ -228,6 +229,16 @@ class TaskRunner:
             self._replace_unhealthy(
                 task, now, f"{kind} unhealthy after the {spec.health.grace_period_s:g} s grace "
                            f"period")
+
+    def _raise_priority(self, task: Task) -> None:
+        """A task started nicer (`LocalTasks.starting_niceness`); healthy, it serves at the
+        same priority as everything else."""
+        if task.process is None or not self.facts.starting_niceness:
+            return
+        refused = task.process.raise_priority()
+        if refused:
+            self.on_event(task.task_id, f"stays at niceness {self.facts.starting_niceness}: "
+                                        f"{refused}")
 
     def _replace_unhealthy(self, task: Task, now: float, why: str) -> None:
         self._health_failures[task.colour] += 1

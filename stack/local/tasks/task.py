@@ -64,6 +64,11 @@ class TaskProcess(Protocol):
         """Send ``signum`` to every process of the task (its process group)."""
         ...
 
+    def raise_priority(self) -> str | None:
+        """Give every process of the task normal CPU priority (it started nicer); None when
+        done, else why not (raising priority needs CAP_SYS_NICE)."""
+        ...
+
 
 @dataclass
 class Task:
