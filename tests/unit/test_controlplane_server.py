@@ -15,6 +15,8 @@ from fake_components import FakeCloud, build_fake_cloud
 from starlette.testclient import TestClient
 
 from stack.local.controlplane.server import ACTIONS, ControlPlane
+from stack.local.tasks.task import Release
+from stack.model.edge import Colour
 from stack.waiting import wait_for
 
 
@@ -100,3 +102,74 @@ def test_leaving_the_app_takes_the_cloud_down(plane: ControlPlane, lab: FakeClou
         assert lab.cloud.up() is True
 
     assert lab.journal.names("stop") == ["app", "db"]
+
+
+# -- tasks and colours: what the API refuses, and how it says so -------------------------------
+
+
+class RecordingPlane:
+    """Stands in for `TaskPlane`: records what the API asked of it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    def record_release(self, label: str, directory: Path | None,
+                       faults: tuple[str, ...]) -> Release:
+        self.calls.append(("release", label, *faults))
+        return Release(label, directory or Path("/checkout"), faults)
+
+    def deploy(self, colour: Colour, release: Release) -> None:
+        self.calls.append(("deploy", str(colour), release.label))
+
+    def switch(self, colour: Colour) -> None:
+        self.calls.append(("switch", str(colour)))
+
+    def shutdown(self) -> None:  # the cloud goes down when the app leaves
+        pass
+
+
+@pytest.fixture
+def tasks_client(plane: ControlPlane) -> Iterator[tuple[TestClient, RecordingPlane]]:
+    recording = RecordingPlane()
+    plane.tasks = recording  # type: ignore[assignment]
+    with TestClient(plane.app()) as test_client:
+        yield test_client, recording
+
+
+def test_before_any_task_runs_colour_calls_are_a_404_saying_why(client: TestClient) -> None:
+    response = client.post("/v1/listener", json={"colour": "green"})
+
+    assert response.status_code == 404
+    assert "no task runs yet" in response.json()["message"]
+
+
+def test_deploying_a_colour_records_the_release_and_deploys_it(
+        tasks_client: tuple[TestClient, RecordingPlane]) -> None:
+    client, recording = tasks_client
+
+    response = client.post("/v1/colours/green", json={"version": "v2", "faults": ["f"]})
+
+    assert response.status_code == 202
+    assert recording.calls == [("release", "v2", "f"), ("deploy", "green", "v2")]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "message"), [
+    ("POST", "/v1/colours/purple", {"version": "v2"},
+     "'purple' is not a colour: use one of blue, green"),
+    ("POST", "/v1/colours/green", {}, "the body needs 'version' (str), e.g. {\"version\": \"v2\"}"),
+    ("POST", "/v1/colours/green", ["v2"], "the request body must be a JSON object"),
+    ("POST", "/v1/listener", {"colour": 3}, "the body needs 'colour' (str)"),
+    ("PUT", "/v1/services/gateway/blue", {"count": "two"}, "the body needs 'count' (int)"),
+    ("GET", "/v1/colours/green/health?wait=soon", None, "?wait= takes seconds"),
+])
+def test_bad_input_is_a_400_naming_what_was_wrong(
+        tasks_client: tuple[TestClient, RecordingPlane], method: str, path: str,
+        body: object, message: str) -> None:
+    client, recording = tasks_client
+
+    response = client.request(method, path, json=body)
+
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "refused"
+    assert message in response.json()["message"]
+    assert recording.calls == []  # nothing was acted on

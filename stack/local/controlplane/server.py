@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -43,6 +44,33 @@ async def _refused(request: Request, exc: Exception) -> JSONResponse:
     status = 404 if isinstance(exc, LookupError) else 400
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
     return _error(status, "refused", str(message))
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object; anything else is refused (400) saying what was expected."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ValueError("the request body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise ValueError("the request body must be a JSON object")
+    return body
+
+
+def _field(body: dict[str, Any], name: str, kind: type, example: str) -> Any:
+    """``body[name]`` of type ``kind``, or a 400 naming the field and an example."""
+    value = body.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ValueError(f"the body needs {name!r} ({kind.__name__}), e.g. {example}")
+    return value
+
+
+def _colour(value: str) -> Colour:
+    try:
+        return Colour(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a colour: use one of "
+                         f"{', '.join(c.value for c in Colour)}") from None
 
 
 async def _failed(request: Request, exc: Exception) -> JSONResponse:
@@ -171,27 +199,31 @@ class ControlPlane:
 
     async def deploy_colour(self, request: Request) -> JSONResponse:
         """Record the release and make it the colour's desired state (② of §7-1)."""
-        colour = Colour(request.path_params["colour"])
-        body = await request.json()
+        colour = _colour(request.path_params["colour"])
+        body = await _json_body(request)
+        version = _field(body, "version", str, '{"version": "v2"}')
         plane = self._plane()
         directory = body.get("directory")
         release = await run_in_threadpool(
-            plane.record_release, str(body["version"]),
+            plane.record_release, version,
             Path(directory) if directory else None, tuple(body.get("faults") or ()))
         await run_in_threadpool(plane.deploy, colour, release)
         return JSONResponse({"colour": colour, "release": release.view()}, status_code=202)
 
     async def retire_colour(self, request: Request) -> JSONResponse:
         """⑤: every task of the colour drains and stops; answers once they have."""
-        colour = Colour(request.path_params["colour"])
+        colour = _colour(request.path_params["colour"])
         await run_in_threadpool(self._plane().retire, colour)
         return JSONResponse({"colour": colour, "retired": True})
 
     async def colour_health(self, request: Request) -> JSONResponse:
         """③: the colour's health now, or with ``?wait=S`` once it is healthy and routable
         (every gateway has fetched the registry), its circuit breaker opened, or S passed."""
-        colour = Colour(request.path_params["colour"])
-        wait = float(request.query_params.get("wait", 0))
+        colour = _colour(request.path_params["colour"])
+        try:
+            wait = float(request.query_params.get("wait", 0))
+        except ValueError:
+            raise ValueError("?wait= takes seconds, e.g. ?wait=90") from None
         plane = self._plane()
         health = await run_in_threadpool(
             lambda: plane.wait_healthy(colour, wait, routable=True) if wait
@@ -200,21 +232,21 @@ class ControlPlane:
 
     async def switch(self, request: Request) -> JSONResponse:
         """④: the listener forwards to the colour from the next request on."""
-        colour = Colour((await request.json())["colour"])
+        colour = _colour(_field(await _json_body(request), "colour", str, '{"colour": "green"}'))
         await run_in_threadpool(self._plane().switch, colour)
         return JSONResponse({"active": colour})
 
     async def scale(self, request: Request) -> JSONResponse:
-        service, colour = request.path_params["service"], Colour(request.path_params["colour"])
-        count = int((await request.json())["count"])
+        service, colour = request.path_params["service"], _colour(request.path_params["colour"])
+        count = _field(await _json_body(request), "count", int, '{"count": 2}')
         await run_in_threadpool(self._plane().runner.scale, service, colour, count)
         return JSONResponse({"service": service, "colour": colour, "count": count})
 
     async def replace(self, request: Request) -> JSONResponse:
         """Replace a service's tasks (the serving colour's, unless the body names one) and
         answer once the colour is healthy and routable again."""
-        body = await request.json()
-        colour = Colour(body["colour"]) if body.get("colour") else None
+        body = await _json_body(request)
+        colour = _colour(body["colour"]) if body.get("colour") else None
         replaced = await run_in_threadpool(self._plane().replace,
                                            request.path_params["service"], colour)
         return JSONResponse({"replaced": replaced})
