@@ -13,7 +13,7 @@ really issued. Every run is bounded in time (``duration_s``) and count (``max_re
 every request in time (``timeout_s``).
 
 The gateway limits each client (``gateway.rate-limit``: a token bucket per token subject, or
-per address without one, and behind the ALB every anonymous caller is HAProxy's one address).
+per client address without one — and every request of a load generator comes from one address).
 The load therefore spreads itself over enough signed-in clients (`client_tokens`) that each
 stays well inside its bucket: the load tests the deploy, never the limiter.
 
