@@ -9,7 +9,7 @@ service's schema and two services never share one.
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import MetaData
+from sqlalchemy import Column, DateTime, MetaData, func
 
 # Constraint and index names every service's tables get, so a migration can name what it
 # alters and two services' schemas read alike.
@@ -25,6 +25,12 @@ NAMING_CONVENTION = {
 def schema_metadata() -> MetaData:
     """The metadata of one service's tables, with the shared naming convention."""
     return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def timestamp_column(name: str) -> Column[object]:
+    """``created_at``-style column: timestamptz, set by the database when the row is written
+    (the writer's clock, the same for every task of every colour)."""
+    return Column(name, DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
 def run(metadata: MetaData) -> None:

@@ -25,21 +25,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from services.common.events import outbox_table, processed_events_table
-from services.common.migrations import schema_metadata
+from services.common.migrations import schema_metadata, timestamp_column
 
 metadata = schema_metadata()
 
 ORDER_STATUSES = "('PENDING_PAYMENT', 'PAID', 'PAYMENT_FAILED', 'REFUND_REQUESTED', 'REFUNDED')"
 
-
-def _created() -> Column[object]:
-    return Column("created_at", DateTime(timezone=True), nullable=False,
-                  server_default=func.now())
-
-
-def _updated() -> Column[object]:
-    return Column("updated_at", DateTime(timezone=True), nullable=False,
-                  server_default=func.now())
 
 
 addresses = Table(
@@ -51,7 +42,7 @@ addresses = Table(
     Column("postal_code", String(10), nullable=False),
     Column("line1", String(200), nullable=False),
     Column("line2", String(200), nullable=False, server_default=""),
-    _created(), _updated(),
+    timestamp_column("created_at"), timestamp_column("updated_at"),
 )
 
 coupons = Table(
@@ -67,7 +58,7 @@ coupons = Table(
     Column("total_limit", Integer, nullable=True),
     Column("redeemed_count", Integer, nullable=False, server_default="0"),
     Column("issued_by", String(64), nullable=False),
-    _created(),
+    timestamp_column("created_at"),
     CheckConstraint("discount_type IN ('FIXED', 'PERCENT')", name="discount_type"),
     CheckConstraint("discount_value > 0", name="discount_value"),
     CheckConstraint("discount_type = 'FIXED' OR discount_value <= 100", name="percent"),
@@ -101,7 +92,7 @@ orders = Table(
     Column("address", JSONB, nullable=False),
     Column("payment_id", String(64), nullable=True),
     Column("failure_reason", Text, nullable=True),
-    _created(), _updated(),
+    timestamp_column("created_at"), timestamp_column("updated_at"),
     # A retried request finds its order; two requests with one key can never make two orders.
     UniqueConstraint("user_id", "idempotency_key"),
     CheckConstraint(f"status IN {ORDER_STATUSES}", name="status"),

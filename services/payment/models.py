@@ -11,23 +11,18 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
-    DateTime,
     ForeignKey,
     Index,
     String,
     Table,
     Text,
-    func,
 )
 
 from services.common.events import outbox_table, processed_events_table
-from services.common.migrations import schema_metadata
+from services.common.migrations import schema_metadata, timestamp_column
 
 metadata = schema_metadata()
 
-
-def _stamp(name: str) -> Column[object]:
-    return Column(name, DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
 payments = Table(
@@ -40,7 +35,7 @@ payments = Table(
     Column("status", String(16), nullable=False),
     Column("provider_charge_id", String(100), nullable=True),
     Column("failure_reason", Text, nullable=True),
-    _stamp("created_at"), _stamp("updated_at"),
+    timestamp_column("created_at"), timestamp_column("updated_at"),
     CheckConstraint("status IN ('PENDING', 'COMPLETED', 'FAILED', 'REFUNDED')", name="status"),
     CheckConstraint("amount >= 0", name="amount"),
     Index("ix_payments_user_created", "user_id", "created_at"),
@@ -56,7 +51,7 @@ refunds = Table(
     Column("status", String(16), nullable=False),
     Column("provider_refund_id", String(100), nullable=True),
     Column("failure_reason", Text, nullable=True),
-    _stamp("created_at"), _stamp("updated_at"),
+    timestamp_column("created_at"), timestamp_column("updated_at"),
     CheckConstraint("status IN ('PENDING', 'COMPLETED', 'FAILED')", name="status"),
     Index("ix_refunds_pending", "updated_at", postgresql_where="status = 'PENDING'"),
 )

@@ -22,25 +22,15 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    func,
 )
 
 from services.common.events import outbox_table
-from services.common.migrations import schema_metadata
+from services.common.migrations import schema_metadata, timestamp_column
 
 metadata = schema_metadata()
 
 product_versions = Sequence("product_versions", metadata=metadata)
 
-
-def _created() -> Column[object]:
-    return Column("created_at", DateTime(timezone=True), nullable=False,
-                  server_default=func.now())
-
-
-def _updated() -> Column[object]:
-    return Column("updated_at", DateTime(timezone=True), nullable=False,
-                  server_default=func.now())
 
 
 stores = Table(
@@ -49,7 +39,7 @@ stores = Table(
     Column("owner_id", String(64), nullable=False, index=True),
     Column("name", String(120), nullable=False),
     Column("description", Text, nullable=False, server_default=""),
-    _created(), _updated(),
+    timestamp_column("created_at"), timestamp_column("updated_at"),
 )
 
 delivery_policies = Table(
@@ -59,7 +49,7 @@ delivery_policies = Table(
     Column("fee", BigInteger, nullable=False),
     Column("free_over", BigInteger, nullable=True),  # order subtotal from which delivery is free
     Column("lead_days", Integer, nullable=False),
-    _updated(),
+    timestamp_column("updated_at"),
     CheckConstraint("fee >= 0", name="fee"),
     CheckConstraint("free_over IS NULL OR free_over > 0", name="free_over"),
     CheckConstraint("lead_days BETWEEN 0 AND 60", name="lead_days"),
@@ -71,7 +61,7 @@ categories = Table(
     Column("parent_id", BigInteger, ForeignKey("categories.id"), nullable=True, index=True),
     Column("name", String(80), nullable=False),
     Column("position", Integer, nullable=False, server_default="0"),
-    _created(),
+    timestamp_column("created_at"),
     # Two roots may not share a name either: NULLS NOT DISTINCT (PostgreSQL 15).
     UniqueConstraint("parent_id", "name", postgresql_nulls_not_distinct=True),
 )
@@ -90,7 +80,7 @@ products = Table(
     Column("rating_sum", BigInteger, nullable=False, server_default="0"),
     Column("version", BigInteger, product_versions, nullable=False,
            server_default=product_versions.next_value()),
-    _created(), _updated(),
+    timestamp_column("created_at"), timestamp_column("updated_at"),
     Column("deleted_at", DateTime(timezone=True), nullable=True),
     CheckConstraint("price >= 0", name="price"),
     CheckConstraint("stock >= 0", name="stock"),
@@ -108,7 +98,7 @@ product_images = Table(
     Column("content_type", String(64), nullable=False),
     Column("size_bytes", Integer, nullable=False),
     Column("position", Integer, nullable=False),
-    _created(),
+    timestamp_column("created_at"),
 )
 
 reviews = Table(
@@ -119,7 +109,7 @@ reviews = Table(
     Column("user_id", String(64), nullable=False, index=True),
     Column("rating", SmallInteger, nullable=False),
     Column("body", Text, nullable=False, server_default=""),
-    _created(), _updated(),
+    timestamp_column("created_at"), timestamp_column("updated_at"),
     # One review per order line: the same user cannot review the same order's product twice.
     UniqueConstraint("order_id", "product_id", "user_id"),
     CheckConstraint("rating BETWEEN 1 AND 5", name="rating"),
@@ -131,7 +121,7 @@ reservations = Table(
     Column("order_id", String(64), primary_key=True),
     Column("user_id", String(64), nullable=True),
     Column("status", String(16), nullable=False),
-    _created(),
+    timestamp_column("created_at"),
     Column("released_at", DateTime(timezone=True), nullable=True),
     CheckConstraint("status IN ('HELD', 'RELEASED')", name="status"),
 )

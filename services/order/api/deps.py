@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.common.errors import Invalid
+from services.common.paging import page_limit
 from services.order.domain.checkout import Checkout
 from services.order.domain.settlement import Settlement
 from services.order.repository import OrderRepository
@@ -27,11 +27,7 @@ class OrderState:
 
     def limit(self, asked: int | None) -> int:
         history = self.options().history
-        if asked is None:
-            return history.default_limit
-        if not 1 <= asked <= history.max_limit:
-            raise Invalid("limit", "range", f"limit must be 1..{history.max_limit}")
-        return asked
+        return page_limit(asked, history.default_limit, history.max_limit)
 
 
 def order_state(request: Request) -> OrderState:

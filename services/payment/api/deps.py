@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.common.errors import Invalid
+from services.common.paging import page_limit
 from services.payment.repository import PaymentRepository
 from services.payment.settings import PaymentOptions
 
@@ -20,11 +20,7 @@ class PaymentState:
 
     def limit(self, asked: int | None) -> int:
         options = self.options()
-        if asked is None:
-            return options.default_limit
-        if not 1 <= asked <= options.max_limit:
-            raise Invalid("limit", "range", f"limit must be 1..{options.max_limit}")
-        return asked
+        return page_limit(asked, options.default_limit, options.max_limit)
 
 
 def payment_state(request: Request) -> PaymentState:
