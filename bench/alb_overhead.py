@@ -96,8 +96,8 @@ def main() -> int:
     try:
         native = None
         if not args.no_native:
-            print("building the gateway's native modules (mypyc) ...")
-            native = build_native(work)
+            print("the gateway's native modules (mypyc, build/gateway-native) ...")
+            native = build_native()
         ports = {"service": free_port(service_host), "gateway": free_port(gateway_host)}
         service = f"http://{service_host}:{ports['service']}"
         write_gateway_settings(work / "gateway.yml", [

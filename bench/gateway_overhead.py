@@ -12,7 +12,7 @@ JSON) so the backend is not the bottleneck: the gateway process's utime + stime 
 during the run divided by the requests served. Target <= 30 µs.
 
 Both parts run the gateway as the runtime does: with its hot modules compiled by mypyc
-(``services.gateway.native``, built into the scratch directory first; ``--no-native`` skips
+(``services.gateway.native``: the set-up's build, made first if stale; ``--no-native`` skips
 it). Part 2 also measures the plain-Python gateway, for comparison.
 
 Prints every figure; exits 1 when a target is missed. The machine has 2 cores and wrk, the
@@ -142,8 +142,8 @@ def main() -> int:
     try:
         native = None
         if not args.no_native:
-            print("building the gateway's native modules (mypyc) ...")
-            native = build_native(work)
+            print("the gateway's native modules (mypyc, build/gateway-native) ...")
+            native = build_native()
         with services(work, keys, native) as urls:
             direct_url = f"{urls['service']}/items/1"
             gateway_url = f"{urls['gateway']}/api/products/items/1"

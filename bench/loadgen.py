@@ -126,12 +126,14 @@ def wait_ready(url: str, headers: dict[str, str] | None = None) -> None:
     raise SystemExit(f"{url} not ready within 20 s; last seen: {last}")
 
 
-def build_native(work: Path) -> Path:
-    """The gateway's hot modules compiled by mypyc, as the runtime runs it."""
-    native = work / "native"
-    subprocess.run([sys.executable, "-m", "services.gateway.native", "build", str(native)],
-                   cwd=ROOT, check=True, capture_output=True)
-    return native
+def build_native() -> Path:
+    """The gateway's hot modules compiled by mypyc: the runtime's own build
+    (``build/gateway-native``, made by the set-up), compiled first only if missing or stale."""
+    from services.gateway.native import NATIVE_BUILD
+
+    subprocess.run([sys.executable, "-m", "services.gateway.native", "ensure",
+                    str(NATIVE_BUILD)], cwd=ROOT, check=True, capture_output=True)
+    return NATIVE_BUILD
 
 
 def uvicorn_argv(host: str, port: int) -> list[str]:
